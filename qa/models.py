@@ -48,6 +48,23 @@ def reader_model_path() -> Path:
     return p
 
 
+def quiet_third_party() -> None:
+    """Keep model loading quiet: no per-weight progress bars, no deprecation chatter from int8 kernels."""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore", message=r".*quantize_per_tensor.*deprecated.*")
+    warnings.filterwarnings("ignore", message=r".*torch\.ao\.quantization.*deprecated.*")
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except ImportError:
+        pass
+
+
 def resolve_device(device: str) -> str:
     """'auto' -> 'cuda' when a GPU is present, else 'cpu'."""
     if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):

@@ -1,0 +1,215 @@
+"""Assistant: ask(question, history=None) -> Answer, with citations, follow-ups and an honest "not found"."""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Collection, Sequence
+from pathlib import Path
+
+from .embed import Encoder
+from .errors import BadQuestion, ModelNotFound
+from .followup import resolve_followup
+from .indexer import Indexer, manifest_expectations
+from .metrics import normalize_answer
+from .reader import Reader, SpanReader
+from .retrieve import Retriever
+from .rules_reader import RulesReader
+from .settings import Settings
+from .store import IndexStore, current_generation
+from .types import Answer, Chunk, Citation, Document, Hit, Span
+
+log = logging.getLogger(__name__)
+
+
+def check_question(question: object, max_chars: int) -> str:
+    """The question, stripped; BadQuestion when it is not a usable question."""
+    if not isinstance(question, str):
+        raise BadQuestion("the question must be text")
+    q = re.sub(r"[\x00-\x08\x0b-\x1f\x7f]", " ", question).strip()
+    if not q:
+        raise BadQuestion("the question is empty; type a question about the reports")
+    if len(q) > max_chars:
+        raise BadQuestion(f"the question is {len(q):,} characters long; the limit is {max_chars:,}. Ask it in fewer words")
+    if not re.search(r"\w", q):
+        raise BadQuestion("the question has no words; type a question about the reports")
+    return q
+
+
+def make_reader(settings: Settings) -> Reader:
+    if settings.reader == "rules":
+        return RulesReader()
+    return SpanReader(device=settings.device, max_answer_tokens=settings.max_answer_tokens)
+
+
+class Assistant:
+    """Answers questions from one index. Thread-safe for concurrent ``ask`` calls."""
+
+    def __init__(self, store: IndexStore, encoder: Encoder, reader: Reader, settings: Settings) -> None:
+        self.settings = settings
+        self.encoder = encoder
+        self.reader = reader
+        self._store = store
+        self._retriever = Retriever(store, encoder, settings)
+        self._reload_lock = threading.Lock()
+
+    # --- construction ---
+    @classmethod
+    def open(cls, index_dir: str | os.PathLike = "index", *, settings: Settings | None = None,
+             reader: Reader | None = None) -> "Assistant":
+        """Open the index at ``index_dir`` (models load lazily, on the first question)."""
+        settings = (settings or Settings.from_env()).with_(index_dir=str(index_dir))
+        encoder = Encoder(device=settings.device, quantize=settings.quantize)
+        store = IndexStore.open(index_dir, expect=manifest_expectations(encoder, settings))
+        return cls(store, encoder, reader or make_reader(settings), settings)
+
+    @classmethod
+    def from_paths(cls, paths: Sequence[str | os.PathLike], *, index_dir: str | os.PathLike = "index",
+                   settings: Settings | None = None, reader: Reader | None = None) -> "Assistant":
+        """Index ``paths`` into ``index_dir`` (incrementally) and open it."""
+        settings = (settings or Settings.from_env()).with_(index_dir=str(index_dir))
+        encoder = Encoder(device=settings.device, quantize=settings.quantize)
+        Indexer(settings, encoder).sync(paths)
+        store = IndexStore.open(index_dir, expect=manifest_expectations(encoder, settings))
+        return cls(store, encoder, reader or make_reader(settings), settings)
+
+    @property
+    def threshold(self) -> float:
+        """The confidence below which the answer is "not found" (the setting, else the reader's calibrated one)."""
+        if self.settings.not_found_threshold is not None:
+            return self.settings.not_found_threshold
+        return float(getattr(self.reader, "default_threshold", 0.5))
+
+    @property
+    def store(self) -> IndexStore:
+        return self._store
+
+    def warm_up(self) -> None:
+        """Load the models now rather than on the first question."""
+        self.encoder.warm_up()
+        if hasattr(self.reader, "warm_up"):
+            self.reader.warm_up()
+
+    def reload_if_changed(self) -> bool:
+        """Switch to a newer generation of the index written by another process; True when it did."""
+        with self._reload_lock:
+            if current_generation(Path(self.settings.index_dir)) == self._store.generation:
+                return False
+            store = IndexStore.open(self.settings.index_dir, expect=manifest_expectations(self.encoder, self.settings))
+            self._store, self._retriever = store, Retriever(store, self.encoder, self.settings)
+            return True
+
+    def indexer(self) -> Indexer:
+        return Indexer(self.settings, self.encoder)
+
+    # --- asking ---
+    def retrieve(self, question: str, k: int = 10, *, doc_ids: Collection[str] | None = None) -> list[Hit]:
+        q = check_question(question, self.settings.max_question_chars)
+        return self._retriever.search(q, k, doc_ids=doc_ids)
+
+    def ask(self, question: str, history: Sequence[Answer] | None = None, k: int | None = None, *,
+            doc_ids: Collection[str] | None = None, date_from: str | None = None, date_to: str | None = None,
+            threshold: float | None = None) -> Answer:
+        """Answer ``question`` from the index; ``history`` holds this conversation's earlier Answers."""
+        t_start = time.perf_counter()
+        q = check_question(question, self.settings.max_question_chars)
+        k = k or self.settings.k
+        if not 1 <= k <= 100:
+            raise ValueError("k must be between 1 and 100")
+        threshold = self.threshold if threshold is None else threshold
+        store, retriever = self._store, self._retriever
+        resolved = resolve_followup(q, history or ())
+        read_q, search_q = resolved.reader_question, resolved.search_query
+        scope = self._scope(store, doc_ids, date_from, date_to)
+        timings: dict[str, float] = {}
+        hits = retriever.search(search_q, k, doc_ids=scope, timings=timings)
+        t0 = time.perf_counter()
+        spans = self.reader.read(read_q, [h.chunk for h in hits]) if hits else []
+        timings["reading"] = (time.perf_counter() - t0) * 1e3
+        answer = _compose_answer(q, hits, spans, store.documents, self.settings.retrieval_weight, threshold)
+        timings["total"] = (time.perf_counter() - t_start) * 1e3
+        return Answer(answer.question, answer.text, answer.score, answer.citations, timings,
+                      read_q if read_q != q else None)
+
+    def read(self, question: str, context: str) -> Answer:
+        """The reader alone on one passage (for gold-context evaluation)."""
+        return GoldContextReader(self.reader, self.settings).read(question, context)
+
+    def _scope(self, store: IndexStore, doc_ids, date_from, date_to) -> set[str] | None:
+        if doc_ids is None and not date_from and not date_to:
+            return None
+        ids = set(doc_ids) if doc_ids is not None else set(store.documents)
+        if date_from or date_to:
+            ids = {i for i in ids if store.documents.get(i) and store.documents[i].date
+                   and (not date_from or store.documents[i].date >= date_from)
+                   and (not date_to or store.documents[i].date <= date_to)}
+        return ids
+
+
+class GoldContextReader:
+    """The reader alone, on a given passage: ``read(question, context) -> Answer`` (no index needed)."""
+
+    def __init__(self, reader: Reader, settings: Settings) -> None:
+        self.reader = reader
+        self.settings = settings
+        self.threshold = (settings.not_found_threshold if settings.not_found_threshold is not None
+                          else float(getattr(reader, "default_threshold", 0.5)))
+
+    def read(self, question: str, context: str) -> Answer:
+        q = check_question(question, self.settings.max_question_chars)
+        doc = Document("context", context, "context")
+        chunk = Chunk(doc.id, 0, 0, len(context), context)
+        t0 = time.perf_counter()
+        spans = self.reader.read(q, [chunk])
+        ans = _compose_answer(q, [Hit(chunk, 1.0)], spans, {doc.id: doc}, self.settings.retrieval_weight,
+                              self.threshold)
+        return Answer(q, ans.text, ans.score, ans.citations, {"reading": (time.perf_counter() - t0) * 1e3})
+
+
+def _compose_answer(question: str, hits: Sequence[Hit], spans: Sequence[Span], documents: dict[str, Document],
+                    retrieval_weight: float, threshold: float) -> Answer:
+    """Rank spans (reader confidence mixed with retrieval score), merge equal answers, cite every support."""
+    by_chunk = {(h.chunk.doc_id, h.chunk.index): h for h in hits}
+    top = max((h.score for h in hits), default=0.0)
+    w = retrieval_weight
+    groups: dict[str, list[tuple[float, Span]]] = {}
+    for sp in spans:
+        h = by_chunk.get((sp.chunk.doc_id, sp.chunk.index))
+        ret = (h.score / top) if (h is not None and top > 0) else 0.0
+        rank = (1 - w) * sp.score + w * ret * sp.score
+        key = normalize_answer(sp.text) or sp.text
+        groups.setdefault(key, []).append((rank, sp))
+    if groups:
+        key = max(groups, key=lambda g: max(r for r, _ in groups[g]))
+        members = sorted(groups[key], key=lambda rs: -rs[0])
+        best = members[0][1]
+        if best.score >= threshold:
+            cits = _citations([sp for _, sp in members], documents)
+            return Answer(question, best.text, round(best.score, 4), cits)
+        confidence = best.score
+    else:
+        confidence = 0.0
+    closest = [Citation(h.chunk.doc_id, documents[h.chunk.doc_id].title, documents[h.chunk.doc_id].date,
+                        documents[h.chunk.doc_id].source, h.chunk.text, h.chunk.start, h.chunk.end, None, None,
+                        round(h.score, 4)) for h in hits]
+    return Answer(question, None, round(confidence, 4), tuple(closest))
+
+
+def _citations(spans: Sequence[Span], documents: dict[str, Document]) -> tuple[Citation, ...]:
+    """One citation per supporting passage; overlapping chunks with the same answer position count once."""
+    out: list[Citation] = []
+    seen: set[tuple[str, int, int]] = set()
+    for sp in spans:
+        key = (sp.chunk.doc_id, sp.start, sp.end)
+        if key in seen:
+            continue
+        seen.add(key)
+        d = documents[sp.chunk.doc_id]
+        out.append(Citation(d.id, d.title, d.date, d.source, sp.chunk.text, sp.chunk.start, sp.chunk.end,
+                            sp.start, sp.end, round(sp.score, 4)))
+    return tuple(out)
+
+
+__all__ = ["Assistant", "BadQuestion", "GoldContextReader", "ModelNotFound", "check_question", "make_reader"]

@@ -1,0 +1,214 @@
+"""The ``qa`` command: index, ask, docs, remove, eval, score, bench. ``main(argv) -> int``."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from .errors import QAError
+
+
+def _progress_bar():
+    """A progress callback drawing one tqdm bar per stage on stderr."""
+    from tqdm.auto import tqdm
+
+    bars: dict[str, object] = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        bar = bars.get(stage)
+        if bar is None:
+            bar = bars[stage] = tqdm(total=total, desc=stage, unit="", file=sys.stderr, leave=False,
+                                     disable=total < 2 and stage != "embedding")
+        bar.n = done
+        bar.refresh()
+        if done >= total:
+            bar.close()
+
+    return update
+
+
+def _settings(args):
+    from .settings import Settings
+
+    over = {"index_dir": getattr(args, "index", None), "reader": getattr(args, "reader", None),
+            "device": getattr(args, "device", None)}
+    if getattr(args, "k", None):
+        over["k"] = args.k
+    if getattr(args, "threshold", None) is not None:
+        over["not_found_threshold"] = args.threshold
+    return Settings.from_env(**over)
+
+
+def cmd_index(args) -> int:
+    from .indexer import Indexer
+
+    for p in args.paths:
+        if not os.path.exists(p):
+            raise QAError(f"no such file or folder: {p}")
+    report = Indexer(_settings(args)).sync(args.paths, rebuild=args.rebuild,
+                                           progress=None if args.quiet else _progress_bar())
+    for s in report.skipped:
+        print(f"skipped {s.path}: {s.reason}", file=sys.stderr)
+    print(report.summary())
+    return 0
+
+
+def cmd_ask(args) -> int:
+    from .assistant import Assistant
+
+    settings = _settings(args)
+    answer = Assistant.open(settings.index_dir, settings=settings).ask(args.question, k=args.k)
+    if args.json:
+        print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=1))
+        return 0
+    if answer.text is None:
+        print(f"Not found in the reports (confidence {answer.score:.2f}). Closest passages:")
+    else:
+        print(f"{answer.text}   (confidence {answer.score:.2f})")
+    for i, c in enumerate(answer.citations, 1):
+        where = f"{c.title} ({c.date})" if c.date else c.title
+        print(f"[{i}] {where} — {c.source} chars {c.passage_start}-{c.passage_end}")
+        print("    " + c.passage.replace("\n", " ")[:300])
+    return 0
+
+
+def cmd_docs(args) -> int:
+    from .store import IndexStore
+
+    store = IndexStore.open(_settings(args).index_dir)
+    counts: dict[int, int] = {}
+    for d in store.data.chunk_doc.tolist():
+        counts[d] = counts.get(d, 0) + 1
+    rows = [{"id": d.id, "title": d.title, "date": d.date, "source": d.source, "chunks": counts.get(i, 0)}
+            for i, d in enumerate(store.data.documents)]
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=1))
+    else:
+        for r in rows:
+            print(f"{r['id']}\t{r['date'] or '-'}\t{r['chunks']} chunks\t{r['title'][:70]}")
+        print(f"{len(rows)} reports, {len(store)} chunks")
+    return 0
+
+
+def cmd_remove(args) -> int:
+    from .indexer import Indexer
+    from .store import IndexStore
+
+    settings = _settings(args)
+    known = set(IndexStore.open(settings.index_dir).documents)
+    missing = [i for i in args.ids if i not in known]
+    if missing:
+        raise QAError(f"no report with id {missing[0]!r} in {settings.index_dir}/; see `qa docs`")
+    print(Indexer(settings).remove(args.ids).summary())
+    return 0
+
+
+def cmd_score(args) -> int:
+    from .metrics import score_predictions, squad_gold
+
+    gold = squad_gold(json.loads(Path(args.dataset).read_text(encoding="utf-8")))
+    preds = json.loads(Path(args.predictions).read_text(encoding="utf-8"))
+    na = json.loads(Path(args.na_probs).read_text()) if args.na_probs else None
+    print(json.dumps(score_predictions(gold, preds, na), indent=1))
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .evalrun import run_eval
+
+    return run_eval(args, _settings(args))
+
+
+def cmd_bench(args) -> int:
+    from .bench import run_bench
+
+    return run_bench(args, _settings(args))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="qa", description="Cited extractive answers over a collection of reports.")
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def common(sp, reader=False):
+        sp.add_argument("--index", default=None, help="index folder (default: index/, or $QA_INDEX_DIR)")
+        sp.add_argument("--device", default=None, help="auto (default), cpu or cuda")
+        if reader:
+            sp.add_argument("--reader", choices=["span", "rules"], default=None, help="answer reader (default span)")
+            sp.add_argument("-k", type=int, default=None, help="passages to read (default 5)")
+            sp.add_argument("--threshold", type=float, default=None, help="not-found confidence threshold")
+
+    sp = sub.add_parser("index", help="index reports (files or folders); only new or changed ones are embedded")
+    sp.add_argument("paths", nargs="+")
+    sp.add_argument("--rebuild", action="store_true", help="re-embed everything")
+    sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    common(sp)
+    sp.set_defaults(fn=cmd_index)
+
+    sp = sub.add_parser("ask", help="answer a question from the index")
+    sp.add_argument("question")
+    sp.add_argument("--json", action="store_true", help="print Answer.to_dict() as JSON")
+    common(sp, reader=True)
+    sp.set_defaults(fn=cmd_ask)
+
+    sp = sub.add_parser("docs", help="list the reports in the index")
+    sp.add_argument("--json", action="store_true")
+    common(sp)
+    sp.set_defaults(fn=cmd_docs)
+
+    sp = sub.add_parser("remove", help="remove reports from the index by id")
+    sp.add_argument("ids", nargs="+")
+    common(sp)
+    sp.set_defaults(fn=cmd_remove)
+
+    sp = sub.add_parser("score", help="score a predictions file with the official SQuAD metric")
+    sp.add_argument("dataset")
+    sp.add_argument("predictions")
+    sp.add_argument("--na-probs", default=None, help="no-answer probabilities {id: p} for best-threshold figures")
+    sp.set_defaults(fn=cmd_score)
+
+    sp = sub.add_parser("eval", help="evaluate on a question set (JSONL, CSV, SQuAD JSON, conversations)")
+    sp.add_argument("questions", nargs="?")
+    sp.add_argument("--corpus", default=None, help="index this corpus (cached) instead of using --index")
+    sp.add_argument("--gold-context", action="store_true", help="SQuAD: read each question's own paragraph")
+    sp.add_argument("--limit", type=int, default=None, help="evaluate a random sample of N questions")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    sp.add_argument("--out", default=None, help="write predictions.json, records.csv and report.html here")
+    sp.add_argument("--compare", nargs=2, metavar=("RUN_A", "RUN_B"), help="compare two --out folders")
+    sp.add_argument("--no-progress", action="store_true")
+    common(sp, reader=True)
+    sp.set_defaults(fn=cmd_eval)
+
+    sp = sub.add_parser("bench", help="measure indexing speed, latency, cold start and memory")
+    sp.add_argument("--corpus", default=None, help="default: ../shared/data/bbc-news when present, else seeds/")
+    sp.add_argument("--questions", type=int, default=50, help="questions for the latency figures")
+    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--work", default=".cache/bench", help="scratch folder for the benchmark index")
+    common(sp, reader=True)
+    sp.set_defaults(fn=cmd_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.fn(args) or 0)
+    except QAError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,213 @@
+"""Building and updating the index: reports -> chunks -> vectors + BM25, written atomically.
+
+Only new or changed reports are chunked and embedded; unchanged ones keep their vectors.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .chunking import Chunker
+from .embed import Encoder
+from .errors import IndexCorrupt, IndexIncompatible, IndexNotFound
+from .ingest import Skipped, load_paths
+from .settings import Settings
+from .sparse import build_bm25
+from .store import IndexData, IndexStore, content_hash, current_generation, write_generation, write_lock
+from .types import Document
+
+log = logging.getLogger(__name__)
+
+HNSW_THRESHOLD = 200_000  # chunks; below it exact search is fast enough (see benchmarks/)
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+@dataclass
+class IndexReport:
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    chunks_embedded: int = 0
+    n_documents: int = 0
+    n_chunks: int = 0
+    seconds: float = 0.0
+    generation: str = ""
+
+    def summary(self) -> str:
+        return (f"{self.n_documents} reports, {self.n_chunks} chunks in the index: {len(self.added)} added, "
+                f"{len(self.updated)} updated, {len(self.removed)} removed, {len(self.unchanged)} unchanged, "
+                f"{len(self.skipped)} skipped; {self.chunks_embedded} chunks embedded in {self.seconds:.1f} s")
+
+
+def manifest_expectations(encoder: Encoder, settings: Settings) -> dict:
+    """Manifest keys an index must match to be read with this encoder and these settings."""
+    return {"embedding_model": encoder.name, "embedding_variant": encoder.variant, "dim": encoder.dim,
+            "chunking": settings.chunking.to_dict()}
+
+
+def build_faiss(vectors: np.ndarray, kind: str):
+    import faiss
+
+    dim = vectors.shape[1]
+    if kind == "flat":
+        index = faiss.IndexFlatIP(dim)
+    elif kind == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 80
+        index.hnsw.efSearch = 128
+    else:
+        raise ValueError(f"unknown FAISS index type {kind!r}")
+    if len(vectors):
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return index
+
+
+class Indexer:
+    """Writes the index at ``settings.index_dir``."""
+
+    def __init__(self, settings: Settings, encoder: Encoder | None = None) -> None:
+        self.settings = settings
+        self.encoder = encoder or Encoder(device=settings.device, quantize=settings.quantize)
+        self.chunker = Chunker(self.encoder.tokenize, settings.chunking)
+        self.root = Path(settings.index_dir)
+
+    # --- public operations ---
+    def sync(self, paths: Sequence[str | os.PathLike], *, rebuild: bool = False, progress: Progress | None = None,
+             lock_wait_s: float = 0.0) -> IndexReport:
+        """Make the index hold the reports under ``paths``: add new, re-embed changed, drop deleted ones.
+
+        Reports from other paths (earlier ``qa index`` runs, uploads) stay.
+        """
+        result = load_paths(paths)
+        roots = [os.path.abspath(p) for p in paths]
+        unreadable = {os.path.abspath(s.path) for s in result.skipped}
+
+        def gone(doc: Document) -> bool:
+            """A report whose file lies under the given paths and is no longer there (unreadable ones stay)."""
+            src = os.path.abspath(doc.source.split(":line")[0]) if doc.source else ""
+            if src in unreadable:
+                return False
+            return any(src == r or src.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
+
+        report = self._write(result.documents, drop=gone, rebuild=rebuild, progress=progress, lock_wait_s=lock_wait_s)
+        report.skipped = list(result.skipped)
+        return report
+
+    def upsert(self, docs: Iterable[Document], *, progress: Progress | None = None, lock_wait_s: float = 30.0) -> IndexReport:
+        """Add or replace reports, keeping every other report."""
+        return self._write(list(docs), drop=lambda d: False, rebuild=False, progress=progress, lock_wait_s=lock_wait_s)
+
+    def remove(self, doc_ids: Iterable[str], *, lock_wait_s: float = 30.0) -> IndexReport:
+        ids = set(doc_ids)
+        return self._write([], drop=lambda d: d.id in ids, rebuild=False, progress=None, lock_wait_s=lock_wait_s)
+
+    # --- the one write path ---
+    def _write(self, docs: list[Document], drop: Callable[[Document], bool], rebuild: bool,
+               progress: Progress | None, lock_wait_s: float) -> IndexReport:
+        t0 = time.perf_counter()
+        report = IndexReport()
+        with write_lock(self.root, wait_s=lock_wait_s):
+            old = None if rebuild else self._open_existing()
+            incoming = {d.id: d for d in docs}
+            keep_docs: list[Document] = []
+            if old is not None:
+                for d in old.data.documents:
+                    if d.id in incoming:
+                        if old.document_hash(d.id) == content_hash(incoming[d.id]):
+                            report.unchanged.append(d.id)
+                            keep_docs.append(d)
+                            del incoming[d.id]
+                        else:
+                            report.updated.append(d.id)
+                    elif drop(d):
+                        report.removed.append(d.id)
+                    else:
+                        keep_docs.append(d)
+            report.added = [i for i in incoming if i not in report.updated]
+            if old is not None and not incoming and not report.removed and not report.updated:
+                report.n_documents, report.n_chunks = len(old.data.documents), len(old)
+                report.generation = old.generation.name
+                report.seconds = time.perf_counter() - t0
+                return report  # nothing changed: no new generation
+            data = self._assemble(old, keep_docs, list(incoming.values()), progress, report)
+            kind = "flat" if len(data.chunk_doc) < HNSW_THRESHOLD else "hnsw"
+            if progress:
+                progress("search indexes", 0, 1)
+            faiss_index = build_faiss(data.vectors, kind)
+            bm25 = build_bm25([data.documents[int(d)].text[int(s):int(e)]
+                               for d, s, e in zip(data.chunk_doc, data.chunk_start, data.chunk_end)])
+            manifest = {**manifest_expectations(self.encoder, self.settings), "faiss_type": kind,
+                        "document_hashes": {d.id: content_hash(d) for d in data.documents}}
+            gen = write_generation(self.root, data, manifest, faiss_index, bm25)
+            if progress:
+                progress("search indexes", 1, 1)
+        report.n_documents, report.n_chunks, report.generation = len(data.documents), len(data.chunk_doc), gen.name
+        report.seconds = time.perf_counter() - t0
+        log.info(report.summary())
+        return report
+
+    def _open_existing(self) -> IndexStore | None:
+        try:
+            current_generation(self.root)
+        except IndexNotFound:
+            return None
+        try:
+            return IndexStore.open(self.root, expect=manifest_expectations(self.encoder, self.settings))
+        except (IndexIncompatible, IndexCorrupt) as e:
+            log.warning("rebuilding from scratch: %s", e)
+            return None
+
+    def _assemble(self, old: IndexStore | None, keep: list[Document], new: list[Document],
+                  progress: Progress | None, report: IndexReport) -> IndexData:
+        docs = keep + new
+        parts_doc, parts_idx, parts_s, parts_e, parts_t, parts_v = [], [], [], [], [], []
+        if old is not None and keep:
+            pos_old = {d.id: i for i, d in enumerate(old.data.documents)}
+            old_pos = np.array([pos_old[d.id] for d in keep])
+            rows = np.flatnonzero(np.isin(old.data.chunk_doc, old_pos))
+            remap = np.full(len(old.data.documents), -1, dtype=np.int64)
+            remap[old_pos] = np.arange(len(keep))
+            parts_doc.append(remap[old.data.chunk_doc[rows]])
+            parts_idx.append(old.data.chunk_index[rows])
+            parts_s.append(old.data.chunk_start[rows])
+            parts_e.append(old.data.chunk_end[rows])
+            parts_t.append(old.data.chunk_tokens[rows])
+            parts_v.append(np.asarray(old.data.vectors[rows], dtype=np.float32))
+        ids: list[list[int]] = []
+        for n, d in enumerate(new):
+            chunks, chunk_ids = self.chunker.split(d)
+            ids.extend(chunk_ids)
+            parts_doc.append(np.full(len(chunks), len(keep) + n, dtype=np.int64))
+            parts_idx.append(np.array([c.index for c in chunks], dtype=np.int64))
+            parts_s.append(np.array([c.start for c in chunks], dtype=np.int64))
+            parts_e.append(np.array([c.end for c in chunks], dtype=np.int64))
+            parts_t.append(np.array([c.n_tokens for c in chunks], dtype=np.int64))
+            if progress and (n % 50 == 0 or n == len(new) - 1):
+                progress("chunking", n + 1, len(new))
+        if ids:
+            done = [0]
+
+            def tick(k: int) -> None:
+                done[0] += k
+                if progress:
+                    progress("embedding", done[0], len(ids))
+
+            parts_v.append(self.encoder.encode_ids(ids, progress=tick))
+        report.chunks_embedded = len(ids)
+        dim = self.encoder.dim
+
+        def cat(parts, dtype):
+            return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
+
+        vectors = np.concatenate(parts_v).astype(np.float32) if parts_v else np.zeros((0, dim), np.float32)
+        return IndexData(docs, cat(parts_doc, np.int32), cat(parts_idx, np.int32), cat(parts_s, np.int64),
+                         cat(parts_e, np.int64), cat(parts_t, np.int32), vectors)

@@ -1,0 +1,143 @@
+"""Extractive readers: find answer spans inside retrieved chunks.
+
+Every reader has one method, ``read(question, chunks) -> list[Span]``: at most one candidate per chunk, with
+report offsets and a confidence in [0, 1] (0.5 = the reader's calibrated answer / no-answer boundary).
+
+- ``SpanReader``: the transformer span reader the project trains (``training/train_reader.py``) and ships in
+  ``qa/models/reader/``. Long chunks are read in overlapping windows; the best span over all windows is kept
+  and the no-answer score is the window's [CLS] score, calibrated on held-out data.
+- ``RulesReader`` (in ``qa/rules_reader.py``): best sentence, narrowed by question type. The fallback.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from .models import quiet_third_party, reader_model_path, resolve_device, set_cpu_threads
+from .types import Chunk, Span
+
+log = logging.getLogger(__name__)
+
+
+class Reader(Protocol):
+    name: str
+
+    def read(self, question: str, chunks: Sequence[Chunk]) -> list[Span]: ...
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, x))))
+
+
+def best_span(start: np.ndarray, end: np.ndarray, ctx_mask: np.ndarray, max_tokens: int) -> tuple[float, int, int]:
+    """Best (score, start token, end token) with start <= end < start + max_tokens, inside the context."""
+    s = np.where(ctx_mask, start, -np.inf)
+    e = np.where(ctx_mask, end, -np.inf)
+    L = len(s)
+    scores = s[:, None] + e[None, :]
+    band = np.triu(np.ones((L, L), dtype=bool)) & ~np.triu(np.ones((L, L), dtype=bool), k=max_tokens)
+    scores = np.where(band, scores, -np.inf)
+    flat = int(np.argmax(scores))
+    i, j = divmod(flat, L)
+    return float(scores[i, j]), i, j
+
+
+class SpanReader:
+    """The project's trained transformer span reader."""
+
+    name = "span"
+    default_threshold = 0.5  # the calibrated answer / no-answer boundary (see reader_config.json)
+
+    def __init__(self, model_path: str | Path | None = None, *, device: str = "auto",
+                 max_answer_tokens: int | None = None, batch_size: int = 16) -> None:
+        self.model_path = Path(model_path) if model_path else reader_model_path()
+        cfg_path = self.model_path / "reader_config.json"
+        cfg = json.loads(cfg_path.read_text()) if cfg_path.exists() else {}
+        self.max_length = int(cfg.get("max_length", 384))
+        self.stride = int(cfg.get("stride", 128))
+        self.null_threshold = float(cfg.get("null_threshold", 0.0))
+        self.max_answer_tokens = max_answer_tokens or int(cfg.get("max_answer_tokens", 30))
+        self.device_setting = device
+        self.batch_size = batch_size
+        self._model = None
+        self._tokenizer = None
+        self._device = "cpu"
+        self._lock = threading.Lock()
+
+    def warm_up(self) -> None:
+        with self._lock:
+            if self._model is not None:
+                return
+            import torch
+            from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+            quiet_third_party()
+            self._device = resolve_device(self.device_setting)
+            self._tokenizer = AutoTokenizer.from_pretrained(str(self.model_path))
+            dtype = torch.float32 if self._device == "cpu" else torch.float16
+            model = AutoModelForQuestionAnswering.from_pretrained(str(self.model_path), dtype=dtype)
+            if self._device == "cpu":
+                set_cpu_threads()
+            self._model = model.to(self._device).eval()
+            log.info("loaded span reader %s on %s", self.model_path, self._device)
+
+    def read(self, question: str, chunks: Sequence[Chunk]) -> list[Span]:
+        import torch
+
+        if not chunks:
+            return []
+        self.warm_up()
+        tok = self._tokenizer
+        enc = tok([question] * len(chunks), [c.text for c in chunks], truncation="only_second",
+                  max_length=self.max_length, stride=self.stride, return_overflowing_tokens=True,
+                  return_offsets_mapping=True, padding=False, verbose=False)
+        n_win = len(enc["input_ids"])
+        best: dict[int, tuple[float, int, int]] = {}
+        null: dict[int, float] = {}
+        order = sorted(range(n_win), key=lambda w: len(enc["input_ids"][w]))
+        with torch.inference_mode():
+            for b0 in range(0, n_win, self.batch_size):
+                wins = order[b0 : b0 + self.batch_size]
+                width = max(len(enc["input_ids"][w]) for w in wins)
+                ids = torch.zeros((len(wins), width), dtype=torch.long)
+                tt = torch.zeros_like(ids)
+                mask = torch.zeros_like(ids)
+                for r, w in enumerate(wins):
+                    x = enc["input_ids"][w]
+                    ids[r, : len(x)] = torch.tensor(x)
+                    tt[r, : len(x)] = torch.tensor(enc["token_type_ids"][w])
+                    mask[r, : len(x)] = 1
+                out = self._model(input_ids=ids.to(self._device), token_type_ids=tt.to(self._device),
+                                  attention_mask=mask.to(self._device))
+                s_all = out.start_logits.float().cpu().numpy()
+                e_all = out.end_logits.float().cpu().numpy()
+                for r, w in enumerate(wins):
+                    L = len(enc["input_ids"][w])
+                    seq = enc.sequence_ids(w)
+                    ctx = np.array([sid == 1 for sid in seq], dtype=bool)
+                    ci = enc["overflow_to_sample_mapping"][w]
+                    s_log, e_log = s_all[r, :L], e_all[r, :L]
+                    null[ci] = min(null.get(ci, math.inf), float(s_log[0] + e_log[0]))
+                    score, i, j = best_span(s_log, e_log, ctx, self.max_answer_tokens)
+                    if math.isfinite(score) and (ci not in best or score > best[ci][0]):
+                        offs = enc["offset_mapping"][w]
+                        best[ci] = (score, offs[i][0], offs[j][1])
+        spans = []
+        for ci, (score, c0, c1) in best.items():
+            chunk = chunks[ci]
+            text = chunk.text[c0:c1]
+            lead = len(text) - len(text.lstrip())
+            text = text.strip()
+            if not text:
+                continue
+            start = chunk.start + c0 + lead
+            conf = _sigmoid(score - null[ci] + self.null_threshold)
+            spans.append(Span(chunk, start, start + len(text), text, conf))
+        return spans

@@ -1,0 +1,66 @@
+"""One settings object, validated at construction and passed explicitly."""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field, replace
+
+from .chunking import ChunkSettings
+
+MAX_QUESTION_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class Settings:
+    index_dir: str = "index"
+    device: str = "auto"  # auto | cpu | cuda[:N]
+    quantize: bool = False  # int8 linear layers for the encoder on CPU: faster, but batch-dependent (qa/embed.py)
+    chunking: ChunkSettings = field(default_factory=ChunkSettings)
+    k: int = 5  # passages read per question
+    candidates: int = 50  # taken from each retriever before fusion
+    fusion: str = "mix"  # "mix" (normalised score mix) or "rrf" (reciprocal rank fusion)
+    dense_weight: float = 0.5  # weight of the dense score in "mix"
+    rrf_k: int = 60
+    reader: str = "span"  # "span" (the trained reader) or "rules" (sentence + rules)
+    not_found_threshold: float | None = None  # confidence below which the answer is "not found"; None: the reader's own
+    retrieval_weight: float = 0.3  # how much the passage's retrieval score counts when ranking answers
+    max_answer_tokens: int = 30
+    max_question_chars: int = MAX_QUESTION_CHARS
+
+    def __post_init__(self) -> None:
+        if self.k < 1 or self.k > 100:
+            raise ValueError("k must be between 1 and 100")
+        if self.candidates < self.k:
+            raise ValueError("candidates must be >= k")
+        if self.fusion not in ("mix", "rrf"):
+            raise ValueError("fusion must be 'mix' or 'rrf'")
+        if not 0.0 <= self.dense_weight <= 1.0:
+            raise ValueError("dense_weight must be in [0, 1]")
+        if self.reader not in ("span", "rules"):
+            raise ValueError("reader must be 'span' or 'rules'")
+        if self.not_found_threshold is not None and not 0.0 <= self.not_found_threshold <= 1.0:
+            raise ValueError("not_found_threshold must be in [0, 1]")
+        if not 0.0 <= self.retrieval_weight <= 1.0:
+            raise ValueError("retrieval_weight must be in [0, 1]")
+        if not 1 <= self.max_answer_tokens <= 200:
+            raise ValueError("max_answer_tokens must be between 1 and 200")
+        if self.max_question_chars < 10:
+            raise ValueError("max_question_chars must be >= 10")
+
+    def with_(self, **changes) -> "Settings":
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_env(cls, **overrides) -> "Settings":
+        """Defaults, then QA_INDEX_DIR / QA_DEVICE / QA_READER environment variables, then ``overrides``."""
+        env = {}
+        if os.environ.get("QA_INDEX_DIR"):
+            env["index_dir"] = os.environ["QA_INDEX_DIR"]
+        if os.environ.get("QA_DEVICE"):
+            env["device"] = os.environ["QA_DEVICE"]
+        if os.environ.get("QA_READER"):
+            env["reader"] = os.environ["QA_READER"]
+        env.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**env)

@@ -1,0 +1,73 @@
+"""Shared fixtures: real models, real FAISS, real files."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(__file__).resolve().parent / "data"
+SEEDS = ROOT / "seeds"
+SEED_ID = "iraq-trafficking-networks"
+SEED_QUESTION = "when did Iraq pass its anti-trafficking law"
+
+
+def shared_dir() -> Path | None:
+    """../shared beside the repo (or $QA_SHARED_DIR), when this checkout has one."""
+    for cand in (os.environ.get("QA_SHARED_DIR"), ROOT.parent / "shared", Path("/work/shared")):
+        if cand and Path(cand).is_dir():
+            return Path(cand)
+    return None
+
+
+def need_shared(*parts: str) -> Path:
+    base = shared_dir()
+    path = base.joinpath(*parts) if base else None
+    if path is None or not path.exists():
+        pytest.skip(f"needs ../shared/{'/'.join(parts)} (not in this checkout)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def encoder():
+    from qa.embed import Encoder
+
+    return Encoder()
+
+
+@pytest.fixture(scope="session")
+def seed_index(tmp_path_factory, encoder) -> Path:
+    """An index of seeds/, built once per test session (read-only: copy it before changing it)."""
+    from qa.indexer import Indexer
+    from qa.settings import Settings
+
+    root = tmp_path_factory.mktemp("seed-index") / "index"
+    Indexer(Settings(index_dir=str(root)), encoder).sync([SEEDS])
+    return root
+
+
+@pytest.fixture
+def seed_index_copy(seed_index, tmp_path) -> Path:
+    dst = tmp_path / "index"
+    shutil.copytree(seed_index, dst)
+    return dst
+
+
+@pytest.fixture(scope="session")
+def span_reader():
+    from qa.reader import SpanReader
+
+    r = SpanReader()
+    r.warm_up()
+    return r
+
+
+@pytest.fixture(scope="session")
+def seed_assistant(seed_index, encoder, span_reader):
+    from qa.assistant import Assistant
+    from qa.settings import Settings
+
+    a = Assistant.open(seed_index, settings=Settings(index_dir=str(seed_index)), reader=span_reader)
+    return a
