@@ -74,5 +74,6 @@ def run_eval(args, settings: Settings) -> int:
         (out / "summary.json").write_text(json.dumps(summary, indent=1))
         write_html_report(records, summary, out / "report.html", title=f"qa eval {Path(args.questions).name}")
         print(f"wrote {out}/predictions.json, records.csv, summary.json, report.html", file=sys.stderr)
-    print(json.dumps(summary, indent=1) if args.json else format_table(summary))
+    print(json.dumps(summary, indent=1) if args.json else format_table(
+        {k: v for k, v in summary.items() if k != "setting"}))
     return 0

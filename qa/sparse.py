@@ -46,7 +46,9 @@ def build_bm25(texts: Sequence[str]):
     logging.getLogger("bm25s").setLevel(logging.WARNING)
 
     bm25 = bm25s.BM25(k1=1.2, b=0.75)
-    bm25.index([tokenize(t) for t in texts], show_progress=False)
+    # bm25s cannot index nothing: an empty index gets one placeholder row that no query reaches (len(store) is 0)
+    corpus = [tokenize(t) for t in texts] or [["\u0000"]]
+    bm25.index(corpus, show_progress=False)
     return bm25
 
 

@@ -1,0 +1,290 @@
+"""report-qa staff chat: ask questions about the reports, get cited answers; add and remove reports.
+
+    python app.py [--host 127.0.0.1] [--port 7860] [--index index/] [--auth user:pass] [--max-upload-mb 20]
+
+Environment: QA_HOST, QA_PORT, QA_INDEX_DIR, QA_AUTH, QA_MAX_UPLOAD_MB (and QA_READER, QA_DEVICE for the library).
+On first run an empty index folder is filled from seeds/. API: ``Client(url).predict(question, api_name="/chat")``
+returns ``Answer.to_dict()``. Thin by design: rendering lives in qa/chat.py, the work in qa/.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import re
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no telemetry, no version check: the page stays offline
+
+import gradio as gr  # noqa: E402
+import numpy as np  # noqa: E402
+
+from qa.assistant import Assistant  # noqa: E402
+from qa.chat import CSS, HEAD_JS, REPORT_COLUMNS, answer_html, answer_text, esc, question_html, report_rows  # noqa: E402
+from qa.errors import BadQuestion, IndexNotFound, IngestError, QAError  # noqa: E402
+from qa.indexer import Indexer  # noqa: E402
+from qa.ingest import SUPPORTED_SUFFIXES, load_file  # noqa: E402
+from qa.settings import Settings  # noqa: E402
+from qa.store import current_generation  # noqa: E402
+from qa.types import Answer, Document  # noqa: E402
+
+log = logging.getLogger("report-qa.app")
+ROOT = Path(__file__).resolve().parent
+EXAMPLES = ["When did Iraq pass its anti-trafficking law?", "Who dismantled the two networks?",
+            "Which ministry helped them?", "How many foreign nationals were in the two networks?",
+            "What is the capital of France?"]
+MAX_HISTORY = 20  # earlier answers kept per conversation for follow-ups
+THEME = gr.themes.Default(font=["system-ui", "-apple-system", "Segoe UI", "Roboto", "Helvetica", "Arial", "sans-serif"],
+                          font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"])
+
+
+def check_date(value: str | None, end: bool) -> str | None:
+    """'' -> None; YYYY, YYYY-MM or YYYY-MM-DD -> a full date (the first or last day of the period)."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    if not re.fullmatch(r"\d{4}(-\d{2}(-\d{2})?)?", value):
+        raise gr.Error(f"'{value}' is not a date; write YYYY-MM-DD (or YYYY, YYYY-MM)")
+    return value + ("-12-31" if end else "-01-01")[len(value) - 4:]
+
+
+class ChatService:
+    """One Assistant for every session, opened on first use; uploads and removals go through its Indexer."""
+
+    def __init__(self, index_dir: str | os.PathLike, *, seeds: str | os.PathLike = ROOT / "seeds",
+                 settings: Settings | None = None, max_upload_mb: float = 20.0) -> None:
+        if max_upload_mb <= 0:
+            raise ValueError("max_upload_mb must be positive")
+        self.index_dir = Path(index_dir)
+        self.seeds = Path(seeds)
+        self.settings = (settings or Settings.from_env()).with_(index_dir=str(self.index_dir))
+        self.max_upload_bytes = int(max_upload_mb * 1024 * 1024)
+        self._assistant: Assistant | None = None
+        self._lock = threading.Lock()
+
+    def ensure_index(self, say: Callable[[str], None] = log.info) -> None:
+        """Build the index from seeds/ when the index folder has none."""
+        try:
+            current_generation(self.index_dir)
+            return
+        except IndexNotFound:
+            pass
+        say(f"No index in {self.index_dir}/: building it from {self.seeds}/ ...")
+        report = Indexer(self.settings).sync([self.seeds])
+        say(f"Built the index: {report.summary()}")
+        for skip in report.skipped:
+            say(f"  skipped {skip}")
+
+    @property
+    def assistant(self) -> Assistant:
+        with self._lock:
+            if self._assistant is None:
+                self.ensure_index()
+                self._assistant = Assistant.open(self.index_dir, settings=self.settings)
+            return self._assistant
+
+    def ask(self, question: str, history: Sequence[Answer] = (), k: int | None = None,
+            threshold: float | None = None, doc_ids: Sequence[str] | None = None, date_from: str | None = None,
+            date_to: str | None = None) -> Answer:
+        a = self.assistant
+        a.reload_if_changed()  # pick up writes by other processes (qa index ...)
+        return a.ask(question, list(history)[-MAX_HISTORY:], int(k) if k else None,
+                     doc_ids=list(doc_ids) if doc_ids else None, date_from=check_date(date_from, False),
+                     date_to=check_date(date_to, True), threshold=threshold)
+
+    def reports(self) -> list[list[object]]:
+        store = self.assistant.store
+        counts = np.bincount(np.asarray(store.data.chunk_doc, dtype=np.int64), minlength=len(store.data.documents))
+        return report_rows(store.data.documents, counts.tolist(), str(ROOT))
+
+    def choices(self) -> list[tuple[str, str]]:
+        return [(f"{d.title[:80] or d.id} ({d.id})", d.id) for d in self.assistant.store.data.documents]
+
+    def load_upload(self, path: str) -> list[Document]:
+        """One uploaded file as Documents (source "upload: NAME"); IngestError says why it cannot be used."""
+        name = Path(path).name
+        suffix = Path(name).suffix.lower()
+        if suffix not in SUPPORTED_SUFFIXES:
+            raise IngestError(f"{name}: {suffix or 'no extension'} files are not supported; "
+                              f"upload {', '.join(sorted(SUPPORTED_SUFFIXES))}")
+        size = os.path.getsize(path)
+        if size > self.max_upload_bytes:
+            raise IngestError(f"{name} is {size / 2**20:.1f} MB; the limit is {self.max_upload_bytes / 2**20:g} MB "
+                              "(--max-upload-mb or QA_MAX_UPLOAD_MB)")
+        doc_id = re.sub(r"[^\w.-]+", "-", Path(name).stem).strip("-.") or "upload"
+        docs = load_file(path, doc_id=doc_id, max_bytes=self.max_upload_bytes)
+        return [dataclasses.replace(d, source=f"upload: {name}") for d in docs]
+
+    def add_files(self, paths: Sequence[str], progress: Callable[[str, int, int], None] | None = None
+                  ) -> tuple[list[str], list[str]]:
+        """Index uploaded files; (lines saying what happened, error lines). The index changes only on success."""
+        docs: list[Document] = []
+        errors: list[str] = []
+        for path in paths:
+            try:
+                docs.extend(self.load_upload(path))
+            except IngestError as e:
+                errors.append(str(e).replace(str(Path(path).parent) + os.sep, ""))
+        if not docs:
+            return [], errors or ["no files"]
+        try:
+            report = self.assistant.indexer().upsert(docs, progress=progress)
+        except (QAError, OSError, ValueError, RuntimeError) as e:
+            log.exception("indexing the upload failed")
+            return [], errors + [f"indexing failed ({e}); the index is unchanged"]
+        self.assistant.reload_if_changed()
+        done = [f"added {i}" for i in report.added] + [f"replaced {i}" for i in report.updated]
+        done += [f"{i} unchanged" for i in report.unchanged]
+        return done + [f"{report.n_documents} reports, {report.n_chunks} passages in the index"], errors
+
+    def remove(self, ids: Sequence[str]) -> str:
+        report = self.assistant.indexer().remove(ids)
+        self.assistant.reload_if_changed()
+        return f"removed {', '.join(report.removed) or 'nothing'}; {report.n_documents} reports in the index"
+
+
+def build_demo(service: ChatService) -> gr.Blocks:
+    """The page: a chat tab (with filters and settings) and a reports tab (upload, list, remove)."""
+
+    def respond(message: str, messages: list, history: list[Answer], k: float, threshold: float,
+                scope: list[str] | None, date_from: str, date_to: str):
+        try:
+            answer = service.ask(message, history, int(k), float(threshold), scope or None, date_from, date_to)
+        except BadQuestion as e:
+            raise gr.Error(str(e)) from e
+        html = answer_html(answer, service.assistant.store.documents, threshold, str(ROOT))
+        messages = list(messages or []) + [{"role": "user", "content": question_html(message)},
+                                           {"role": "assistant", "content": html}]
+        return messages, (list(history or []) + [answer])[-MAX_HISTORY:], "", answer_text(answer, threshold, str(ROOT))
+
+    def chat(question: str, history: list[dict] | None = None, k: int | None = None, threshold: float | None = None,
+             doc_ids: list[str] | None = None, date_from: str | None = None, date_to: str | None = None) -> dict[str, Any]:
+        """Answer a question from the reports. Returns Answer.to_dict(): text (None when not found), score,
+        citations with report offsets. history: earlier answers' dicts, oldest first, for follow-up questions."""
+        try:
+            past = [Answer.from_dict(d) for d in history or []]
+            return service.ask(question, past, k, threshold, doc_ids, date_from, date_to).to_dict()
+        except (BadQuestion, KeyError, TypeError, ValueError) as e:
+            raise gr.Error(str(e)) from e
+
+    def listing():
+        choices = service.choices()
+        return (service.reports(), gr.update(choices=choices), gr.update(choices=choices, value=[]))
+
+    def on_load():
+        a = service.assistant
+        return (*listing(), gr.update(value=a.settings.k), gr.update(value=a.threshold))
+
+    def upload(files: list[str] | None, progress=gr.Progress()):
+        if not files:
+            return ("", *listing(), None)
+        progress(0, desc="Reading the files")
+        done, errors = service.add_files(
+            files, lambda stage, i, n: progress((i, n), desc=f"Indexing: {stage}", unit="steps"))
+        for e in errors:
+            gr.Warning(e)
+        lines = [f"- {esc(x)}" for x in done] + [f"- **Not added:** {esc(x)}" for x in errors]
+        return ("\n".join(lines), *listing(), None)
+
+    def remove(ids: list[str] | None):
+        if not ids:
+            raise gr.Error("choose the reports to remove first")
+        return (esc(service.remove(ids)), *listing())
+
+    with gr.Blocks(title="report-qa", analytics_enabled=False) as demo:
+        answers = gr.State([])
+        with gr.Tab("Chat"):
+            chatbot = gr.Chatbot(elem_id="chat", label="report-qa", height=560, latex_delimiters=[],
+                                 buttons=[], feedback_options=None, group_consecutive_messages=False,
+                                 placeholder="Ask a question about the reports. Every answer cites its passages.")
+            with gr.Row():
+                question = gr.Textbox(elem_id="question", show_label=False, scale=8, autofocus=True,
+                                      placeholder="Ask a question about the reports, e.g. when did Iraq pass …")
+                ask = gr.Button("Ask", variant="primary", elem_id="ask", scale=1, min_width=80)
+                clear = gr.Button("New conversation", elem_id="clear", scale=1, min_width=80)
+            gr.Examples(EXAMPLES, inputs=[question], label="Example questions")
+            with gr.Accordion("Limit the search · settings", open=False):
+                with gr.Row():
+                    scope = gr.Dropdown(label="Only these reports (none: all)", multiselect=True, choices=[],
+                                        elem_id="scope", scale=2)
+                    date_from = gr.Textbox(label="Reports dated from", placeholder="YYYY-MM-DD", elem_id="from")
+                    date_to = gr.Textbox(label="to", placeholder="YYYY-MM-DD", elem_id="to")
+                with gr.Row():
+                    k = gr.Slider(1, 20, value=5, step=1, label="Passages read per question (k)", elem_id="k")
+                    threshold = gr.Slider(0.0, 1.0, value=0.5, step=0.01, elem_id="threshold",
+                                          label="Not-found threshold (answers less confident than this are "
+                                                "reported as not found)")
+            copy_box = gr.Textbox(label="Last answer as plain text", lines=5, max_lines=12, interactive=False,
+                                  buttons=["copy"], elem_id="copy-text")
+        with gr.Tab("Reports"):
+            files = gr.File(label="Add reports (" + " ".join(sorted(SUPPORTED_SUFFIXES)) + ")",
+                            file_count="multiple", file_types=sorted(SUPPORTED_SUFFIXES), type="filepath",
+                            elem_id="upload")
+            status = gr.Markdown(elem_id="upload-status")
+            table = gr.Dataframe(headers=REPORT_COLUMNS, interactive=False, wrap=True, elem_id="reports",
+                                 label="Reports in the index")
+            with gr.Row():
+                to_remove = gr.Dropdown(label="Remove reports", multiselect=True, choices=[], elem_id="remove",
+                                        scale=3)
+                remove_btn = gr.Button("Remove", variant="stop", elem_id="remove-btn", scale=1)
+                refresh = gr.Button("Refresh", elem_id="refresh", scale=1)
+
+        chat_in = [question, chatbot, answers, k, threshold, scope, date_from, date_to]
+        chat_out = [chatbot, answers, question, copy_box]
+        for trigger in (question.submit, ask.click):
+            trigger(respond, chat_in, chat_out, api_visibility="private", concurrency_limit=8)
+        clear.click(lambda: ([], [], ""), None, [chatbot, answers, copy_box], api_visibility="private")
+        lists = [table, scope, to_remove]
+        files.upload(upload, [files], [status, *lists, files], api_visibility="private",
+                     concurrency_id="index-write", concurrency_limit=1)
+        remove_btn.click(remove, [to_remove], [status, *lists], api_visibility="private",
+                         concurrency_id="index-write", concurrency_limit=1)
+        refresh.click(listing, None, lists, api_visibility="private")
+        demo.load(on_load, None, [*lists, k, threshold], api_visibility="private")
+        gr.api(chat, api_name="chat", concurrency_limit=8)
+    return demo
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    env = os.environ.get
+    p = argparse.ArgumentParser(prog="app.py", description="report-qa staff chat (Gradio)")
+    p.add_argument("--host", default=env("QA_HOST") or "127.0.0.1", help="address to bind (env QA_HOST)")
+    p.add_argument("--port", type=int, default=int(env("QA_PORT") or 7860), help="port (env QA_PORT)")
+    p.add_argument("--index", default=env("QA_INDEX_DIR") or str(ROOT / "index"),
+                   help="index folder; built from seeds/ when empty (env QA_INDEX_DIR)")
+    p.add_argument("--auth", default=env("QA_AUTH"), help="require USER:PASS to log in (env QA_AUTH)")
+    p.add_argument("--max-upload-mb", type=float, default=float(env("QA_MAX_UPLOAD_MB") or 20),
+                   help="largest file accepted for upload, in MB (env QA_MAX_UPLOAD_MB)")
+    args = p.parse_args(argv)
+    if args.auth is not None and not re.fullmatch(r"[^:]+:.+", args.auth):
+        p.error("--auth must be USER:PASSWORD")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for name in ("qa", log.name):
+        logging.getLogger(name).setLevel(logging.INFO)
+    service = ChatService(args.index, max_upload_mb=args.max_upload_mb)
+    service.ensure_index(say=print)
+    print(f"Loading the models for {service.index_dir}/ ...", flush=True)
+    service.assistant.warm_up()
+    auth = tuple(args.auth.split(":", 1)) if args.auth else None
+    print(f"report-qa is serving on http://{args.host}:{args.port}" + (" (login required)" if auth else ""), flush=True)
+    build_demo(service).queue().launch(
+        server_name=args.host, server_port=args.port, auth=auth, share=False, inbrowser=False, ssr_mode=False,
+        mcp_server=False, max_file_size=service.max_upload_bytes, theme=THEME, css=CSS, head=HEAD_JS,
+        footer_links=["api", "settings"])
+
+
+# for `gradio app.py` and imports: env settings, nothing opened until the first request
+demo = build_demo(ChatService(os.environ.get("QA_INDEX_DIR") or ROOT / "index",
+                              max_upload_mb=float(os.environ.get("QA_MAX_UPLOAD_MB") or 20)))
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""The shipped span reader: windows, offsets, no-answer, and an accuracy floor on a SQuAD sample."""
+import json
+
+import numpy as np
+import pytest
+
+from qa.assistant import GoldContextReader
+from qa.metrics import exact_score, f1_score
+from qa.reader import best_span
+from qa.rules_reader import RulesReader
+from qa.settings import Settings
+from qa.types import Chunk
+
+from conftest import DATA
+
+FILLER = ("The committee met again to review the annual budget, and members discussed routine matters of "
+          "procedure, staffing and the maintenance of public buildings in several districts. ")
+
+
+def test_answer_in_a_late_window_maps_back_exactly(span_reader):
+    fact = "The new bridge over the river Ouse was opened by Mayor Helen Crofts in 1987."
+    text = FILLER * 30 + fact + " " + FILLER * 5  # ~1,100 word pieces: many windows
+    chunk = Chunk("long", 0, 500, 500 + len(text), text)  # the chunk sits at offset 500 of its report
+    report = "x" * 500 + text
+    enc = span_reader._tokenizer("Who opened the bridge?", text, truncation="only_second",
+                                 max_length=span_reader.max_length, stride=span_reader.stride,
+                                 return_overflowing_tokens=True)
+    assert len(enc["input_ids"]) >= 4, "the passage must span several windows"
+    [span] = span_reader.read("In which year was the new bridge over the Ouse opened?", [chunk])
+    assert span.text == "1987"
+    assert report[span.start:span.end] == span.text == text[span.start - 500:span.end - 500]
+    [who] = span_reader.read("Who opened the new bridge over the river Ouse?", [chunk])
+    assert "Helen Crofts" in who.text and report[who.start:who.end] == who.text
+
+
+def test_spans_from_several_chunks(span_reader):
+    a = Chunk("a", 0, 0, 40, "The Rhine is 1,230 kilometres long.")
+    b = Chunk("b", 3, 100, 160, "Mount Everest is 8,849 metres high, in the Himalayas.")
+    spans = span_reader.read("How high is Mount Everest?", [a, b])
+    best = max(spans, key=lambda s: s.score)
+    assert best.chunk.doc_id == "b" and "8,849" in best.text
+    assert best.start >= 100 and best.end <= 160
+
+
+def test_best_span_respects_length_and_context():
+    start = np.array([9.0, 0.0, 5.0, 1.0, 0.0])
+    end = np.array([9.0, 0.0, 0.0, 1.0, 6.0])
+    ctx = np.array([False, True, True, True, True])
+    score, i, j = best_span(start, end, ctx, max_tokens=3)
+    assert (i, j) == (2, 4) and score == 11.0  # [CLS] (index 0) is never a span
+    score, i, j = best_span(start, end, ctx, max_tokens=2)
+    assert (i, j) == (3, 4) and score == 7.0
+
+
+def test_confidence_is_calibrated_to_the_threshold(span_reader):
+    ctx = "The museum opened in 1921 and holds 4,000 paintings."
+    chunk = Chunk("m", 0, 0, len(ctx), ctx)
+    [yes] = span_reader.read("When did the museum open?", [chunk])
+    [no] = span_reader.read("What is the boiling point of mercury?", [chunk])
+    assert yes.text == "1921" and yes.score > 0.5 > no.score
+
+
+def test_f1_floor_on_squad_sample(span_reader):
+    """Regression guard: measured 60.6 EM / 71.2 F1 (forced answers) on this sample when the reader shipped."""
+    data = json.loads((DATA / "squad_sample.json").read_text())
+    reader = GoldContextReader(span_reader, Settings(not_found_threshold=0.0))
+    em, f1, n = 0.0, 0.0, 0
+    for art in data["data"]:
+        for p in art["paragraphs"]:
+            for qa in p["qas"]:
+                golds = [a["text"] for a in qa["answers"]]
+                pred = reader.read(qa["question"], p["context"]).text or ""
+                em += exact_score(pred, golds)
+                f1 += f1_score(pred, golds)
+                n += 1
+    assert n == 155
+    assert 100 * f1 / n >= 66.0
+    assert 100 * em / n >= 55.0
+
+
+def test_rules_reader_narrows_by_question_type():
+    text = ("The dam was completed in March 2019 at a cost of $2 billion. The dam was built by Acme Engineering. "
+            "The project employed 3,500 workers in Laos.")
+    c = Chunk("d", 0, 0, len(text), text)
+    r = RulesReader()
+    by_q = {q: r.read(q, [c])[0].text for q in
+            ["When was the dam completed?", "How many workers did the project employ?", "Who built the dam?"]}
+    assert by_q["When was the dam completed?"] == "March 2019"
+    assert by_q["How many workers did the project employ?"].startswith("3,500")
+    assert by_q["Who built the dam?"] == "Acme Engineering"
+
+
+def test_missing_model_names_what_to_do(tmp_path, monkeypatch):
+    from qa.errors import ModelNotFound
+    from qa.reader import SpanReader
+
+    monkeypatch.setenv("QA_READER_MODEL", str(tmp_path / "nothing"))
+    with pytest.raises(ModelNotFound, match="training/train_reader.py"):
+        SpanReader()
