@@ -24,7 +24,8 @@ import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 
 from qa.assistant import Assistant  # noqa: E402
-from qa.chat import CSS, HEAD_JS, REPORT_COLUMNS, answer_html, answer_text, esc, question_html, report_rows  # noqa: E402
+from qa.chat import (CSS, HEAD_JS, REPORT_COLUMNS, answer_html, answer_text, esc, question_html,  # noqa: E402
+                     report_rows)
 from qa.errors import BadQuestion, IndexNotFound, IngestError, QAError  # noqa: E402
 from qa.indexer import Indexer  # noqa: E402
 from qa.ingest import SUPPORTED_SUFFIXES, load_file  # noqa: E402
@@ -161,8 +162,9 @@ def build_demo(service: ChatService) -> gr.Blocks:
                                            {"role": "assistant", "content": html}]
         return messages, (list(history or []) + [answer])[-MAX_HISTORY:], "", answer_text(answer, threshold, str(ROOT))
 
-    def chat(question: str, history: list[dict] | None = None, k: int | None = None, threshold: float | None = None,
-             doc_ids: list[str] | None = None, date_from: str | None = None, date_to: str | None = None) -> dict[str, Any]:
+    def chat(question: str, history: list[dict] | None = None, k: int | None = None,
+             threshold: float | None = None, doc_ids: list[str] | None = None, date_from: str | None = None,
+             date_to: str | None = None) -> dict[str, Any]:
         """Answer a question from the reports. Returns Answer.to_dict(): text (None when not found), score,
         citations with report offsets. history: earlier answers' dicts, oldest first, for follow-up questions."""
         try:
@@ -197,6 +199,7 @@ def build_demo(service: ChatService) -> gr.Blocks:
 
     with gr.Blocks(title="report-qa", analytics_enabled=False) as demo:
         answers = gr.State([])
+        gr.Markdown("**report-qa** · answers quoted from the reports, each with its sources", elem_id="title")
         with gr.Tab("Chat"):
             chatbot = gr.Chatbot(elem_id="chat", label="report-qa", height=560, latex_delimiters=[],
                                  buttons=[], feedback_options=None, group_consecutive_messages=False,
@@ -238,6 +241,7 @@ def build_demo(service: ChatService) -> gr.Blocks:
         for trigger in (question.submit, ask.click):
             trigger(respond, chat_in, chat_out, api_visibility="private", concurrency_limit=8)
         clear.click(lambda: ([], [], ""), None, [chatbot, answers, copy_box], api_visibility="private")
+        chatbot.clear(lambda: ([], ""), None, [answers, copy_box], api_visibility="private")  # its own trash button
         lists = [table, scope, to_remove]
         files.upload(upload, [files], [status, *lists, files], api_visibility="private",
                      concurrency_id="index-write", concurrency_limit=1)

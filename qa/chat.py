@@ -8,7 +8,6 @@ never parses report text as Markdown.
 """
 from __future__ import annotations
 
-import html
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -91,6 +90,11 @@ def report_view(doc: Document, cit: Citation, window: int = REPORT_WINDOW) -> st
     return (f'<div class="qa-report">{esc(before)}<span class="qa-passage">{passage}</span>{esc(after)}</div>')
 
 
+def doc_class(doc_id: str) -> str:
+    """A CSS class naming the cited report (the page's sanitizer drops data- attributes)."""
+    return "qa-doc-" + re.sub(r"[^A-Za-z0-9_-]", "-", doc_id)
+
+
 def citation_html(n: int, cit: Citation, documents: Mapping[str, Document], root: str | None = None) -> str:
     meta = [f"<strong>[{n}]</strong> <strong>{esc(cit.title or cit.doc_id)}</strong>"]
     meta.append(esc(cit.date) if cit.date else "no date")
@@ -102,7 +106,7 @@ def citation_html(n: int, cit: Citation, documents: Mapping[str, Document], root
     doc = documents.get(cit.doc_id)
     whole = (f'<details class="qa-whole"><summary>Show the whole report</summary>{report_view(doc, cit)}</details>'
              if doc is not None else '<div class="qa-gone">(this report is no longer in the index)</div>')
-    return (f'<div class="qa-cite" data-doc="{html.escape(cit.doc_id, quote=True)}">'
+    return (f'<div class="qa-cite {doc_class(cit.doc_id)}">'
             f'<div class="qa-meta">{" · ".join(meta)}</div>'
             f'<blockquote class="qa-quote">{passage}</blockquote>{whole}</div>')
 
@@ -178,8 +182,8 @@ CSS = """
 .qa-quote { margin: .3em 0; padding-left: .7em; border-left: 3px solid var(--color-accent); }
 .qa-answer mark { background: #ffe066; color: #111; padding: 0 .1em; border-radius: 2px; }
 .qa-whole summary { cursor: pointer; color: var(--link-text-color); }
-.qa-report { position: relative; max-height: 22em; overflow-y: auto; padding: .5em; margin-top: .3em; white-space: normal;
-             border: 1px solid var(--border-color-primary); border-radius: 4px; }
+.qa-report { position: relative; max-height: 22em; overflow-y: auto; padding: .5em; margin-top: .3em;
+             white-space: normal; border: 1px solid var(--border-color-primary); border-radius: 4px; }
 .qa-passage { background: rgba(255, 224, 102, .25); outline: 1px dashed #c9a800; }
 .qa-notfound strong, .qa-error strong { color: #b42318; }
 """

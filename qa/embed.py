@@ -4,9 +4,9 @@ Why not ``SentenceTransformer.encode``: indexing is almost all encoding, so the 
 - Chunks arrive already tokenised (the chunker tokenises each report once and keeps the ids), so nothing is
   tokenised twice.
 - Batches are sorted by length, so padding is small.
-- ``quantize=True`` runs the linear layers as int8 on a CPU (dynamic quantisation, ~2.4x faster). Its activation
-  scale is computed per batch, so a text's vector then depends slightly on its batch-mates; it is off by default
-  and ``qa bench`` measures its recall cost.
+- ``quantize=True`` runs the linear layers as int8 on a CPU (``qa/quant.py``: per-row activation scales, so a
+  text's vector does not depend on its batch-mates); ``qa bench`` and ``benchmarks/retrieval.py`` measure its
+  speed and recall cost.
 - On a GPU the model runs in fp16 with large batches, the next batch padded on the host while the GPU computes.
 """
 from __future__ import annotations
@@ -80,7 +80,9 @@ class Encoder:
             if self._device == "cpu":
                 set_cpu_threads()
                 if self.quantize:
-                    model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+                    from .quant import quantize_linears
+
+                    model = quantize_linears(model)
             else:
                 model = model.half().to(self._device)
             self._model = model
