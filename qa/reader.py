@@ -4,7 +4,7 @@ Every reader has one method, ``read(question, chunks) -> list[Span]``: at most o
 report offsets and a confidence in [0, 1] (0.5 = the reader's calibrated answer / no-answer boundary).
 
 - ``SpanReader``: the transformer span reader the project trains (``training/train_reader.py``) and ships in
-  ``qa/models/reader/``. Long chunks are read in overlapping windows; the best span over all windows is kept
+  ``qa/weights/reader/``. Long chunks are read in overlapping windows; the best span over all windows is kept
   and the no-answer score is the window's [CLS] score, calibrated on held-out data.
 - ``RulesReader`` (in ``qa/rules_reader.py``): best sentence, narrowed by question type. The fallback.
 """

@@ -1,4 +1,4 @@
-"""Train the span reader that report-qa ships (``qa/models/reader/``).
+"""Train the span reader that report-qa ships (``qa/weights/reader/``).
 
 Fine-tunes all-MiniLM-L6-v2's BERT encoder with a start/end head on ../shared/data/qa-train plus
 retrieved-passage unanswerables, validates per epoch on a held-out split (by article), keeps the best
