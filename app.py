@@ -91,6 +91,8 @@ class ChatService:
     def ask(self, question: str, history: Sequence[Answer] = (), k: int | None = None,
             threshold: float | None = None, doc_ids: Sequence[str] | None = None, date_from: str | None = None,
             date_to: str | None = None) -> Answer:
+        if threshold is not None and not 0.0 <= threshold <= 1.0:
+            raise ValueError("threshold must be between 0 and 1")
         a = self.assistant
         a.reload_if_changed()  # pick up writes by other processes (qa index ...)
         return a.ask(question, list(history)[-MAX_HISTORY:], int(k) if k else None,
@@ -160,7 +162,8 @@ def build_demo(service: ChatService) -> gr.Blocks:
         html = answer_html(answer, service.assistant.store.documents, threshold, str(ROOT))
         messages = list(messages or []) + [{"role": "user", "content": question_html(message)},
                                            {"role": "assistant", "content": html}]
-        return messages, (list(history or []) + [answer])[-MAX_HISTORY:], "", answer_text(answer, threshold, str(ROOT))
+        history = (list(history or []) + [answer])[-MAX_HISTORY:]
+        return messages, history, "", answer_text(answer, threshold, str(ROOT))
 
     def chat(question: str, history: list[dict] | None = None, k: int | None = None,
              threshold: float | None = None, doc_ids: list[str] | None = None, date_from: str | None = None,
@@ -169,8 +172,11 @@ def build_demo(service: ChatService) -> gr.Blocks:
         citations with report offsets. history: earlier answers' dicts, oldest first, for follow-up questions."""
         try:
             past = [Answer.from_dict(d) for d in history or []]
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise gr.Error(f"history must be a list of earlier answers as /chat returned them ({e!r})") from e
+        try:
             return service.ask(question, past, k, threshold, doc_ids, date_from, date_to).to_dict()
-        except (BadQuestion, KeyError, TypeError, ValueError) as e:
+        except ValueError as e:  # BadQuestion, or k / threshold out of range
             raise gr.Error(str(e)) from e
 
     def listing():
@@ -223,7 +229,7 @@ def build_demo(service: ChatService) -> gr.Blocks:
                                                 "reported as not found)")
             copy_box = gr.Textbox(label="Last answer as plain text", lines=5, max_lines=12, interactive=False,
                                   buttons=["copy"], elem_id="copy-text")
-        with gr.Tab("Reports"):
+        with gr.Tab("Reports") as reports_tab:
             files = gr.File(label="Add reports (" + " ".join(sorted(SUPPORTED_SUFFIXES)) + ")",
                             file_count="multiple", file_types=sorted(SUPPORTED_SUFFIXES), type="filepath",
                             elem_id="upload")
@@ -247,7 +253,8 @@ def build_demo(service: ChatService) -> gr.Blocks:
                      concurrency_id="index-write", concurrency_limit=1)
         remove_btn.click(remove, [to_remove], [status, *lists], api_visibility="private",
                          concurrency_id="index-write", concurrency_limit=1)
-        refresh.click(listing, None, lists, api_visibility="private")
+        for trigger in (refresh.click, reports_tab.select):
+            trigger(listing, None, lists, api_visibility="private")
         demo.load(on_load, None, [*lists, k, threshold], api_visibility="private")
         gr.api(chat, api_name="chat", concurrency_limit=8)
     return demo
@@ -269,6 +276,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def launch_options(args: argparse.Namespace, service: ChatService) -> dict[str, Any]:
+    """``Blocks.launch`` keywords: bound to args.host, offline (system fonts, no share link), upload limit, login."""
+    auth = tuple(args.auth.split(":", 1)) if args.auth else None
+    return dict(server_name=args.host, server_port=args.port, auth=auth, share=False, inbrowser=False,
+                ssr_mode=False, mcp_server=False, max_file_size=service.max_upload_bytes, theme=THEME, css=CSS,
+                head=HEAD_JS, footer_links=["api", "settings"])
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -278,12 +293,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     service.ensure_index(say=print)
     print(f"Loading the models for {service.index_dir}/ ...", flush=True)
     service.assistant.warm_up()
-    auth = tuple(args.auth.split(":", 1)) if args.auth else None
-    print(f"report-qa is serving on http://{args.host}:{args.port}" + (" (login required)" if auth else ""), flush=True)
-    build_demo(service).queue().launch(
-        server_name=args.host, server_port=args.port, auth=auth, share=False, inbrowser=False, ssr_mode=False,
-        mcp_server=False, max_file_size=service.max_upload_bytes, theme=THEME, css=CSS, head=HEAD_JS,
-        footer_links=["api", "settings"])
+    print(f"report-qa is serving on http://{args.host}:{args.port}" + (" (login required)" if args.auth else ""),
+          flush=True)
+    build_demo(service).queue().launch(**launch_options(args, service))
 
 
 # for `gradio app.py` and imports: env settings, nothing opened until the first request

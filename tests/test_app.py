@@ -7,16 +7,23 @@ import re
 import shutil
 import socket
 
+import sys
+import urllib.error
+import urllib.request
+
 import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
-import app
-from qa.chat import answer_html, answer_text, esc, excerpt, highlight
-from qa.settings import Settings
-from qa.store import current_generation
-from qa.types import Answer, Citation, Document
+from conftest import ROOT, SEED_ID, SEED_QUESTION
 
-from conftest import SEED_ID, SEED_QUESTION
+if str(ROOT) not in sys.path:  # app.py lives at the repository root, beside qa/
+    sys.path.insert(0, str(ROOT))
+
+import app  # noqa: E402
+from qa.chat import answer_html, answer_text, esc, excerpt, highlight  # noqa: E402
+from qa.settings import Settings  # noqa: E402
+from qa.store import current_generation  # noqa: E402
+from qa.types import Answer, Citation, Document  # noqa: E402
 
 INJECTION = ('<script>alert(1)</script> <img src=x onerror="alert(2)"> ![x](http://198.51.100.7/p.png) '
              '[link](javascript:alert(3)) <a href="http://198.51.100.7/">a</a> www.example.org $$x^2$$ **bold**')
@@ -226,6 +233,12 @@ def test_chat_api_rejects_bad_questions(client):
         client.predict("why " * 600, api_name="/chat")
     with pytest.raises(AppError, match="not a date"):
         client.predict(SEED_QUESTION, date_from="last week", api_name="/chat")
+    with pytest.raises(AppError, match="k must be between 1 and 100"):
+        client.predict(SEED_QUESTION, k=500, api_name="/chat")
+    with pytest.raises(AppError, match="threshold must be between 0 and 1"):
+        client.predict(SEED_QUESTION, threshold=5, api_name="/chat")
+    with pytest.raises(AppError, match="history must be a list of earlier answers"):
+        client.predict("Which ministry helped them?", [{"text": "x"}], api_name="/chat")
 
 
 def test_upload_is_answerable_at_once_and_removable(client, served, tmp_path):
@@ -259,3 +272,28 @@ def test_bad_uploads_never_touch_the_index(served, tmp_path):
     assert "big.txt is 1.4 MB; the limit is 1 MB" in errors[1]
     assert errors[2].startswith("binary.txt: binary file") and errors[3].startswith("broken.pdf")
     assert current_generation(service.index_dir) == before == service.assistant.store.generation
+
+
+def test_login_required_with_auth(seed_index):
+    """The options main() launches with: --auth guards the page and the API."""
+    from gradio_client import Client
+    from gradio_client.exceptions import AuthenticationError
+
+    args = app.parse_args(["--port", str(free_port()), "--index", str(seed_index), "--auth", "ann:s3cret"])
+    service = app.ChatService(args.index, settings=Settings())
+    opts = app.launch_options(args, service)
+    assert (opts["server_name"], opts["share"], opts["max_file_size"]) == ("127.0.0.1", False, 20 * 2**20)
+    demo = app.build_demo(service)
+    demo.queue().launch(**opts, prevent_thread_lock=True, quiet=True)
+    url = f"http://127.0.0.1:{args.port}/"
+    try:
+        with pytest.raises(urllib.error.HTTPError, match="401"):
+            urllib.request.urlopen(url + "config")
+        with pytest.raises(AuthenticationError):
+            Client(url, verbose=False)
+        with pytest.raises(ValueError, match="Could not login"):
+            Client(url, auth=("ann", "wrong"), verbose=False)
+        d = Client(url, auth=("ann", "s3cret"), verbose=False).predict(SEED_QUESTION, api_name="/chat")
+        assert d["text"] == "2012"
+    finally:
+        demo.close()
