@@ -249,7 +249,7 @@ def build_demo(service: ChatService) -> gr.Blocks:
         clear.click(lambda: ([], [], ""), None, [chatbot, answers, copy_box], api_visibility="private")
         chatbot.clear(lambda: ([], ""), None, [answers, copy_box], api_visibility="private")  # its own trash button
         lists = [table, scope, to_remove]
-        files.upload(upload, [files], [status, *lists, files], api_visibility="private",
+        files.upload(upload, [files], [status, *lists, files], api_visibility="private", show_progress_on=[files],
                      concurrency_id="index-write", concurrency_limit=1)
         remove_btn.click(remove, [to_remove], [status, *lists], api_visibility="private",
                          concurrency_id="index-write", concurrency_limit=1)

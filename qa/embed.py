@@ -29,6 +29,7 @@ class Encoder:
     """Texts or pre-tokenised ids -> unit-length float32 vectors (``dim`` wide)."""
 
     name = EMBEDDING_MODEL_NAME
+    pipeline_step = 8192  # texts tokenised ahead of the model in one slice
 
     def __init__(self, model_path: str | Path | None = None, *, device: str = "auto", quantize: bool = False,
                  batch_size: int = 64, max_tokens: int = MAX_TOKENS) -> None:
@@ -100,9 +101,27 @@ class Encoder:
         """Encode raw texts (queries). Texts longer than the model's window are truncated, as the model would."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        enc = self.tokenizer(list(texts), add_special_tokens=False, truncation=True,
-                             max_length=self.max_tokens - 2, verbose=False)
-        return self.encode_ids(enc["input_ids"], batch_size=batch_size)
+        self.warm_up()
+        texts = list(texts)
+        step = self.pipeline_step
+        if len(texts) <= step:
+            return self.encode_ids(self._ids(texts), batch_size=batch_size)
+        # Tokenise the next slice (the Rust tokenizer releases the GIL) while the model encodes this one.
+        from concurrent.futures import ThreadPoolExecutor
+
+        parts = []
+        with ThreadPoolExecutor(1) as pool:
+            nxt = pool.submit(self._ids, texts[:step])
+            for i in range(0, len(texts), step):
+                ids = nxt.result()
+                if i + step < len(texts):
+                    nxt = pool.submit(self._ids, texts[i + step : i + 2 * step])
+                parts.append(self.encode_ids(ids, batch_size=batch_size))
+        return np.concatenate(parts)
+
+    def _ids(self, texts: list[str]) -> list[list[int]]:
+        return self.tokenizer(texts, add_special_tokens=False, truncation=True, max_length=self.max_tokens - 2,
+                              verbose=False)["input_ids"]
 
     def encode_ids(self, ids: Sequence[Sequence[int]], *, batch_size: int | None = None,
                    progress=None) -> np.ndarray:
