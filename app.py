@@ -21,7 +21,6 @@ from typing import Any
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no telemetry, no version check: the page stays offline
 
 import gradio as gr  # noqa: E402
-import numpy as np  # noqa: E402
 
 from qa.assistant import Assistant  # noqa: E402
 from qa.chat import (CSS, HEAD_JS, REPORT_COLUMNS, answer_html, answer_text, esc, question_html,  # noqa: E402
@@ -101,8 +100,8 @@ class ChatService:
 
     def reports(self) -> list[list[object]]:
         store = self.assistant.store
-        counts = np.bincount(np.asarray(store.data.chunk_doc, dtype=np.int64), minlength=len(store.data.documents))
-        return report_rows(store.data.documents, counts.tolist(), str(ROOT))
+        counts = store.chunk_counts()
+        return report_rows(store.data.documents, [counts[d.id] for d in store.data.documents], str(ROOT))
 
     def choices(self) -> list[tuple[str, str]]:
         return [(f"{d.title[:80] or d.id} ({d.id})", d.id) for d in self.assistant.store.data.documents]

@@ -112,13 +112,19 @@ class Assistant:
     def ask(self, question: str, history: Sequence[Answer] | None = None, k: int | None = None, *,
             doc_ids: Collection[str] | None = None, date_from: str | None = None, date_to: str | None = None,
             threshold: float | None = None) -> Answer:
-        """Answer ``question`` from the index; ``history`` holds this conversation's earlier Answers."""
+        """Answer ``question`` from the index; ``history`` holds this conversation's earlier Answers.
+
+        ``doc_ids`` limits the search to those reports; ``date_from``/``date_to`` (ISO dates, inclusive) to reports
+        dated in that range (undated reports fall outside every range).
+        """
         t_start = time.perf_counter()
         q = check_question(question, self.settings.max_question_chars)
         k = k or self.settings.k
         if not 1 <= k <= 100:
             raise ValueError("k must be between 1 and 100")
         threshold = self.threshold if threshold is None else threshold
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError("threshold must be between 0 and 1")
         store, retriever = self._store, self._retriever
         resolved = resolve_followup(q, history or ())
         read_q, search_q = resolved.reader_question, resolved.search_query

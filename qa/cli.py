@@ -79,11 +79,9 @@ def cmd_docs(args) -> int:
     from .store import IndexStore
 
     store = IndexStore.open(_settings(args).index_dir)
-    counts: dict[int, int] = {}
-    for d in store.data.chunk_doc.tolist():
-        counts[d] = counts.get(d, 0) + 1
-    rows = [{"id": d.id, "title": d.title, "date": d.date, "source": d.source, "chunks": counts.get(i, 0)}
-            for i, d in enumerate(store.data.documents)]
+    counts = store.chunk_counts()
+    rows = [{"id": d.id, "title": d.title, "date": d.date, "source": d.source, "chunks": counts[d.id]}
+            for d in store.data.documents]
     if args.json:
         print(json.dumps(rows, ensure_ascii=False, indent=1))
     else:

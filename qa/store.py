@@ -230,6 +230,11 @@ class IndexStore:
     def document_hash(self, doc_id: str) -> str | None:
         return self._hashes.get(doc_id)
 
+    def chunk_counts(self) -> dict[str, int]:
+        """Number of chunks of each report."""
+        counts = np.bincount(np.asarray(self.data.chunk_doc, dtype=np.int64), minlength=len(self.data.documents))
+        return {d.id: int(c) for d, c in zip(self.data.documents, counts)}
+
     def chunk_rows(self, doc_ids: set[str]) -> np.ndarray:
         """Chunk numbers of the given reports (for filtering)."""
         pos = [i for i, d in enumerate(self.data.documents) if d.id in doc_ids]
