@@ -28,7 +28,9 @@ def check_question(question: object, max_chars: int) -> str:
     """The question, stripped; BadQuestion when it is not a usable question."""
     if not isinstance(question, str):
         raise BadQuestion("the question must be text")
-    q = re.sub(r"[\x00-\x08\x0b-\x1f\x7f]", " ", question).strip()
+    # lone surrogates (a mis-decoded terminal argument) are not text: replace them before anything tokenises
+    q = question.encode("utf-8", "replace").decode("utf-8")
+    q = re.sub(r"[\x00-\x08\x0b-\x1f\x7f]", " ", q).strip()
     if not q:
         raise BadQuestion("the question is empty; type a question about the reports")
     if len(q) > max_chars:

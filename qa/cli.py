@@ -206,6 +206,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # noqa: BLE001 - the last line of defence: one line, never a raw traceback
+        logging.getLogger(__name__).debug("unexpected error", exc_info=True)
+        print(f"error: unexpected {type(e).__name__}: {e} (run with -v for details)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

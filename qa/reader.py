@@ -88,6 +88,14 @@ class SpanReader:
             self._model = model.to(self._device).eval()
             log.info("loaded span reader %s on %s", self.model_path, self._device)
 
+    max_question_tokens = 64  # a longer question is cut so that every window keeps room for the passage
+
+    def _fit_question(self, question: str) -> str:
+        enc = self._tokenizer(question, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+        if len(enc["input_ids"]) <= self.max_question_tokens:
+            return question
+        return question[: enc["offset_mapping"][self.max_question_tokens - 1][1]]
+
     def read(self, question: str, chunks: Sequence[Chunk]) -> list[Span]:
         import torch
 
@@ -95,6 +103,7 @@ class SpanReader:
             return []
         self.warm_up()
         tok = self._tokenizer
+        question = self._fit_question(question)
         enc = tok([question] * len(chunks), [c.text for c in chunks], truncation="only_second",
                   max_length=self.max_length, stride=self.stride, return_overflowing_tokens=True,
                   return_offsets_mapping=True, padding=False, verbose=False)

@@ -23,6 +23,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -36,7 +37,7 @@ from .types import Chunk, Document
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the manifest records a sha256 per file
 _FILES = ("manifest.json", "documents.jsonl", "chunks.npz", "vectors.npy", "dense.faiss")
 
 
@@ -101,9 +102,12 @@ def current_generation(root: Path) -> Path:
     cur = root / "CURRENT"
     if not cur.exists():
         raise IndexNotFound(f'no index at {root}/; run "qa index seeds/ --index {root}" to build one')
-    name = cur.read_text().strip()
+    raw = cur.read_bytes().strip()
+    name = raw.decode("ascii", "replace")
+    if not re.fullmatch(r"gen-\d{6}", name):
+        raise IndexCorrupt(f"{cur} is damaged (it should name a generation like gen-000001); {_rebuild_hint(root)}")
     gen = root / name
-    if not name.startswith("gen-") or not gen.is_dir():
+    if not gen.is_dir():
         raise IndexCorrupt(f"{cur} names a missing generation {name!r}; {_rebuild_hint(root)}")
     return gen
 
@@ -129,7 +133,8 @@ def write_generation(root: Path, data: IndexData, manifest: dict, faiss_index, b
     bm25.save(str(tmp / "bm25"), show_progress=False)
     manifest = {**manifest, "format_version": FORMAT_VERSION, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
                 "n_documents": len(data.documents), "n_chunks": int(len(data.chunk_doc))}
-    manifest["files"] = {p.relative_to(tmp).as_posix(): p.stat().st_size for p in sorted(tmp.rglob("*")) if p.is_file()}
+    manifest["files"] = {p.relative_to(tmp).as_posix(): {"size": p.stat().st_size, "sha256": _sha256(p)}
+                         for p in sorted(tmp.rglob("*")) if p.is_file()}
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
     for p in tmp.rglob("*"):
         if p.is_file():
@@ -147,6 +152,33 @@ def write_generation(root: Path, data: IndexData, manifest: dict, faiss_index, b
     _fsync_dir(root)
     _prune(root, keep={gen.name})
     return gen
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+VERIFY_MAX_BYTES = 512 * 2**20  # files up to this size are checked against their sha256 on every open
+
+
+def verify_files(gen: Path, manifest: dict, root: Path) -> None:
+    """Every file of the generation is present, of its recorded size and (up to VERIFY_MAX_BYTES) checksum."""
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not files:
+        raise IndexCorrupt(f"{gen / 'manifest.json'} lists no files; {_rebuild_hint(root)}")
+    for name, rec in files.items():
+        p = gen / name
+        if not p.is_file():
+            raise IndexCorrupt(f"{p} is missing; {_rebuild_hint(root)}")
+        size = p.stat().st_size
+        if size != rec.get("size"):
+            raise IndexCorrupt(f"{p} is damaged (size {size}, expected {rec.get('size')}); {_rebuild_hint(root)}")
+        if size <= VERIFY_MAX_BYTES and _sha256(p) != rec.get("sha256"):
+            raise IndexCorrupt(f"{p} is damaged (its checksum does not match the manifest); {_rebuild_hint(root)}")
 
 
 def _prune(root: Path, keep: set[str]) -> None:
@@ -190,12 +222,7 @@ class IndexStore:
                     f"the index at {root}/ was built with {key}={have!r}, but this setup uses {want!r}; "
                     f"{_rebuild_hint(root)}"
                 )
-        for name, size in manifest.get("files", {}).items():
-            p = gen / name
-            if not p.exists():
-                raise IndexCorrupt(f"{p} is missing; {_rebuild_hint(root)}")
-            if p.stat().st_size != size:
-                raise IndexCorrupt(f"{p} is damaged (size {p.stat().st_size}, expected {size}); {_rebuild_hint(root)}")
+        verify_files(gen, manifest, root)
         try:
             docs = []
             with open(gen / "documents.jsonl", encoding="utf-8") as f:

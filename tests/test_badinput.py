@@ -127,8 +127,10 @@ def test_odd_questions_through_the_cli(seed_index, capsys):
             assert d["text"] == "2012"
 
 
+# Any text up to 120 characters: at most ~240 word pieces even for one-syllable Hangul words (3 jamo each), so
+# under the 253 at which the reader breaks; longer questions and lone surrogates have their own xfail tests below.
 _TEXT = st.one_of(
-    st.text(max_size=200),  # any Unicode but lone surrogates (see the xfail cases below)
+    st.text(max_size=120),
     st.text(st.characters(categories=["Cc", "Cf", "Zs", "Zl", "Zp", "P", "S", "M"]), max_size=60),
     st.builds(lambda a, b: a + SEED_QUESTION + b, st.text(max_size=30), st.text(max_size=30)),
     st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7e), min_size=MAX_QUESTION_CHARS + 1,
