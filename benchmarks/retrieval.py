@@ -31,6 +31,7 @@ def main(argv=None) -> int:
     p.add_argument("--squad", default="../shared/data/squad/dev-v1.1.json")
     p.add_argument("--limit", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--configs", nargs="*", default=None, help="only these (dense, bm25, rrf, mix0.3 ... mix0.8)")
     a = p.parse_args(argv)
     qs = load_questions(a.squad)
     base = corpus_index(qs, Settings(), progress=None)
@@ -39,8 +40,10 @@ def main(argv=None) -> int:
     store = IndexStore.open(base.index_dir)
     configs = {"dense": Settings(fusion="mix", dense_weight=1.0), "bm25": Settings(fusion="mix", dense_weight=0.0),
                "rrf": Settings(fusion="rrf")}
-    for w in (0.3, 0.4, 0.5, 0.6, 0.7):
+    for w in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8):
         configs[f"mix{w}"] = Settings(fusion="mix", dense_weight=w)
+    if a.configs:
+        configs = {k: v for k, v in configs.items() if k in a.configs}
     out = {"questions": len(qs.questions), "chunks": len(store)}
     for name, s in configs.items():
         r = Retriever(store, encoder, s)

@@ -18,7 +18,7 @@ class Settings:
     k: int = 5  # passages read per question
     candidates: int = 50  # taken from each retriever before fusion
     fusion: str = "mix"  # "mix" (normalised score mix) or "rrf" (reciprocal rank fusion)
-    dense_weight: float = 0.5  # weight of the dense score in "mix"
+    dense_weight: float = 0.7  # weight of the dense score in "mix" (chosen by benchmarks/retrieval.py, seed-1 sample)
     rrf_k: int = 60
     reader: str = "span"  # "span" (the trained reader) or "rules" (sentence + rules)
     not_found_threshold: float | None = None  # confidence below which the answer is "not found"; None: the reader's own

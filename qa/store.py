@@ -150,7 +150,8 @@ def write_generation(root: Path, data: IndexData, manifest: dict, faiss_index, b
         os.fsync(fh.fileno())
     os.replace(cur_tmp, root / "CURRENT")  # the atomic switch
     _fsync_dir(root)
-    _prune(root, keep={gen.name})
+    # keep the previous generation too: a reader that has just read the old CURRENT can still open it
+    _prune(root, keep={gen.name, *existing[-1:]})
     return gen
 
 
@@ -208,12 +209,26 @@ class IndexStore:
     # --- opening ---
     @classmethod
     def open(cls, root: str | os.PathLike, *, expect: dict | None = None, mmap: bool = True) -> "IndexStore":
-        """Open the live generation; ``expect`` lists manifest keys (model, dim...) that must match."""
+        """Open the live generation; ``expect`` lists manifest keys (model, dim...) that must match.
+
+        A writer may switch and prune generations while this reads; damage seen while CURRENT moved on is that
+        race, not damage, and the open is retried on the new generation.
+        """
+        root = Path(root)
+        for attempt in range(5):
+            gen = current_generation(root)
+            try:
+                return cls._open_generation(root, gen, expect, mmap)
+            except IndexCorrupt:
+                if attempt == 4 or current_generation(root) == gen:
+                    raise
+        raise AssertionError("unreachable")
+
+    @classmethod
+    def _open_generation(cls, root: Path, gen: Path, expect: dict | None, mmap: bool) -> "IndexStore":
         import bm25s
         import faiss
 
-        root = Path(root)
-        gen = current_generation(root)
         manifest = _read_manifest(gen, root)
         for key, want in (expect or {}).items():
             have = manifest.get(key)
@@ -229,7 +244,7 @@ class IndexStore:
                 for line in f:
                     r = json.loads(line)
                     docs.append(Document(r["id"], r["text"], r.get("title", ""), r.get("date"), r.get("source", "")))
-        except (ValueError, KeyError, UnicodeDecodeError) as e:
+        except (OSError, ValueError, KeyError, UnicodeDecodeError) as e:
             raise IndexCorrupt(f"{gen / 'documents.jsonl'} is damaged ({e}); {_rebuild_hint(root)}") from e
         arrays = _load(gen / "chunks.npz", root, lambda p: dict(np.load(p)))
         vectors = _load(gen / "vectors.npy", root, lambda p: np.load(p, mmap_mode="r" if mmap else None))
