@@ -40,6 +40,10 @@ def _pct(values: list[float], p: float) -> float:
 
 
 def peak_rss_mb() -> float:
+    """Peak resident memory of this process (VmHWM; ru_maxrss would carry a parent's peak across exec)."""
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM"):
+            return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -116,9 +120,9 @@ def run_bench(args, settings: Settings) -> int:
     # 3. cold start in a fresh process: open the index, load the models, answer one question
     code = ("import time; t=time.perf_counter(); from qa.assistant import Assistant; from qa.settings import Settings;"
             f"a=Assistant.open({str(index_dir)!r}, settings=Settings(reader={s.reader!r}, device={s.device!r}));"
-            f"a.ask({qs[0]!r}); import resource, json;"
-            "print(json.dumps({'cold_start_s': time.perf_counter()-t,"
-            " 'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024}))")
+            f"a.ask({qs[0]!r}); import json;"
+            "hwm=[l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1];"
+            "print(json.dumps({'cold_start_s': time.perf_counter()-t, 'peak_rss_mb': int(hwm)/1024}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     if out.returncode == 0:
         cold = json.loads(out.stdout.strip().splitlines()[-1])

@@ -49,15 +49,16 @@ def _state(index: Path, pid: int, before: str) -> str:
     if live != before:
         return PHASES[4]
     names = [p.name for p in index.iterdir()] if index.is_dir() else []
-    if any(n.startswith("gen-") and n != before for n in names):
+    if any(n.startswith("gen-") and n > before for n in names):  # a newer generation than the live one
         return PHASES[3]
     if any(n.startswith(".tmp-gen-") for n in names):
         return PHASES[2]
     return PHASES[1] if holds_write_lock(pid, index) else PHASES[0]
 
 
-def _run_watched(cmd: list[str], index: Path, kill_after: float | None = None) -> dict:
-    """Run ``cmd``; poll the index folder every few ms; SIGKILL it after ``kill_after`` seconds if still running."""
+def _run_watched(cmd: list[str], index: Path, kill_after: float | None = None, once_in: str | None = None) -> dict:
+    """Run ``cmd``; poll the index folder every few ms; SIGKILL it ``kill_after`` seconds after it started (or, with
+    ``once_in``, after it was first seen in that phase) if it is still running."""
     before = _live(index)
     seen: dict[str, float] = {}
     t0 = time.monotonic()
@@ -67,14 +68,24 @@ def _run_watched(cmd: list[str], index: Path, kill_after: float | None = None) -
         now = time.monotonic() - t0
         state = _state(index, proc.pid, before)
         seen.setdefault(state, now)
-        if kill_after is not None and now >= kill_after:
+        start = 0.0 if once_in is None else seen.get(once_in, seen.get(PHASES[3], seen.get(PHASES[4])))
+        if kill_after is not None and start is not None and now >= start + kill_after:
             killed_in = _state(index, proc.pid, before)
             os.kill(proc.pid, signal.SIGKILL)
             break
-        time.sleep(0.01)
+        time.sleep(0.002 if once_in else 0.01)
     out, err = proc.communicate(timeout=120)
     return {"rc": proc.returncode, "seconds": time.monotonic() - t0, "seen": seen, "killed_in": killed_in,
             "out": out, "err": err, "before": before}
+
+
+def _no_leftovers(index: Path, live: str) -> None:
+    """Only the lock, CURRENT, the live generation and at most the one before it (kept for readers that have just
+    read the old CURRENT): nothing of a killed write is left."""
+    names = sorted(p.name for p in index.iterdir())
+    gens = [n for n in names if n.startswith("gen-")]
+    assert set(names) - set(gens) == {".lock", "CURRENT"}, names
+    assert live in gens and len(gens) <= 2 and max(gens) == live, names
 
 
 def _check_whole(index: Path, span_reader, n_docs: int) -> str:
@@ -111,11 +122,18 @@ def test_sigkill_at_random_points_never_breaks_the_index(corpus, tmp_path, span_
     rounds = 0
     while sum(landed.values()) < KILLS and rounds < 2 * KILLS:
         rounds += 1
-        # half the kills anywhere in a run, half around the moment the calibration run began writing its generation
-        # (a window of tens of ms that uniform kills would seldom hit; run-to-run jitter spreads these around it)
-        delay = rng.uniform(0, duration) if rounds % 2 else min(duration, max(0.0, rng.gauss(write_from, 0.4)))
+        # a third of the kills anywhere in a run; a third around the time the calibration run began writing its
+        # generation; a third 0-60 ms after this run's .tmp-gen-* appeared (the write takes tens of ms: timed kills
+        # alone would seldom land in it, and run-to-run jitter is larger than the window)
+        once_in = None
+        if rounds % 3 == 1:
+            delay = rng.uniform(0, duration)
+        elif rounds % 3 == 2:
+            delay = min(duration, max(0.0, rng.gauss(write_from, 0.4)))
+        else:
+            delay, once_in = rng.uniform(0, 0.06), PHASES[2]
         killed = _run_watched(qa_command("index", "--rebuild", str(corpus), "--index", str(index), "-q"), index,
-                              kill_after=delay)
+                              kill_after=delay, once_in=once_in)
         if killed["killed_in"] is None:
             assert killed["rc"] == 0, killed["err"]
             missed += 1
@@ -136,7 +154,7 @@ def test_sigkill_at_random_points_never_breaks_the_index(corpus, tmp_path, span_
         assert nxt["out"].startswith(f"{n_docs} reports")
         store = IndexStore.open(index)
         assert len(store.documents) == n_docs and f"Round {rounds} has run" in store.documents["zz-round-marker"].text
-        assert sorted(p.name for p in index.iterdir()) == [".lock", "CURRENT", store.generation.name]  # no leftovers
+        _no_leftovers(index, store.generation.name)
     figures = {"kills_landed": sum(landed.values()), "runs_finished_before_their_kill": missed,
                "full_run_s": round(duration, 2), "kills_by_phase": {p: landed[p] for p in PHASES},
                "survived": sum(landed.values()), "recoveries_completed": rounds}
@@ -183,8 +201,7 @@ def test_two_writers_second_is_refused_or_waits_and_index_stays_whole(corpus, tm
     assert b_out == "" and "Traceback" not in b_err
     assert b_err.strip().splitlines() == [
         f"error: another process is writing the index at {index}; wait for it to finish and try again"]
-    gen = _check_whole(index, span_reader, n_docs)
-    assert sorted(p.name for p in index.iterdir()) == [".lock", "CURRENT", gen]
+    _no_leftovers(index, _check_whole(index, span_reader, n_docs))
 
     # the library's writers wait instead: an upsert started while A rebuilds lands after it, and keeps A's work
     a = subprocess.Popen(qa_command("index", "--rebuild", str(corpus), "--index", str(index), "-q"),

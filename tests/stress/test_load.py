@@ -31,7 +31,7 @@ pytestmark = pytest.mark.stress
 CLIENTS = env_int("QA_STRESS_CLIENTS", 20)
 PER_CLIENT = env_int("QA_STRESS_QUESTIONS", 25)
 TOTAL = env_int("QA_STRESS_TOTAL", 2000)
-BASELINE_AT = 100  # memory after this many questions is the baseline
+BASELINE_AT = 100  # memory after this many questions is the baseline (and is sampled every this many)
 
 QUESTIONS = [
     SEED_QUESTION, "How many foreign nationals were in the two networks?", "In which city were the networks dismantled?",
@@ -76,25 +76,24 @@ def server(seed_index, tmp_path_factory):
 
 
 class _Load:
-    """Counts questions across client threads; samples the server's RSS when the count passes BASELINE_AT."""
+    """Counts questions across client threads; samples the server's RSS every BASELINE_AT questions."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self.lock = threading.Lock()
         self.asked = 0
-        self.rss_baseline_kb: int | None = None
+        self.rss_kb: dict[int, int] = {}  # questions asked -> RSS of the server then
         self.errors: list[str] = []
-        self.mismatches: list[str] = []
+        self.answers: list[tuple[int, str, int | None, dict]] = []  # (client, question, k, answer without timings)
 
     def done_one(self) -> None:
         with self.lock:
             self.asked += 1
-            if self.rss_baseline_kb is None and self.asked >= BASELINE_AT:
-                self.rss_baseline_kb = rss_kb(self.pid)
+            if self.asked % BASELINE_AT == 0:
+                self.rss_kb[self.asked] = rss_kb(self.pid)
 
 
-def _run_clients(url: str, load: _Load, n_clients: int, plan: list[list[tuple[str, int | None]]],
-                 reference: dict[tuple[str, int | None], dict]) -> list[float]:
+def _run_clients(url: str, load: _Load, n_clients: int, plan: list[list[tuple[str, int | None]]]) -> list[float]:
     """``n_clients`` threads, each with its own Client, asking its list of (question, k); returns latencies."""
     latencies: list[float] = []
     lat_lock = threading.Lock()
@@ -122,8 +121,7 @@ def _run_clients(url: str, load: _Load, n_clients: int, plan: list[list[tuple[st
                 load.done_one()
             with lat_lock:
                 latencies.append(time.perf_counter() - t0)
-            if _comparable(d) != reference[q, k]:
-                load.mismatches.append(f"client {n} {q!r} k={k}: {d.get('text')!r} vs {reference[q, k]['text']!r}")
+                load.answers.append((n, q, k, _comparable(d)))
 
     threads = [threading.Thread(target=user, args=(n,)) for n in range(n_clients)]
     for t in threads:
@@ -135,53 +133,64 @@ def _run_clients(url: str, load: _Load, n_clients: int, plan: list[list[tuple[st
 
 
 def test_concurrent_users_get_the_single_user_answers_and_memory_stays_flat(server):
+    """CLIENTS users at once, PER_CLIENT questions each with the default settings, then more with k=1 (cheaper) up
+    to TOTAL questions; then each question once by a single user. Memory is compared from question BASELINE_AT on,
+    so the baseline is taken under the same concurrent load as the end."""
     url, proc, _ = server
     load = _Load(proc.pid)
-    client = offline_client(url)
-    reference: dict[tuple[str, int | None], dict] = {}
-    t0 = time.perf_counter()
-    for k in (None, 1):  # the default k, and k=1 (cheaper: used to reach TOTAL questions within the time budget)
-        for q in QUESTIONS:
-            reference[q, k] = _comparable(client.predict(q, None, k, api_name="/chat"))
-            load.done_one()
-    single = (time.perf_counter() - t0) / (2 * len(QUESTIONS))
-    assert reference[SEED_QUESTION, None]["text"] == "2012"
-    assert reference["What is the capital of France?", None]["found"] is False
-
+    n_reference = 2 * len(QUESTIONS)
     rng = random.Random(7)
     plan = [rng.sample([(q, None) for q in QUESTIONS], len(QUESTIONS))[:PER_CLIENT] for _ in range(CLIENTS)]
     t0 = time.perf_counter()
-    latencies = _run_clients(url, load, CLIENTS, plan, reference)
+    latencies = _run_clients(url, load, CLIENTS, plan)
     wall = time.perf_counter() - t0
     rss_after_concurrent = rss_kb(proc.pid)
 
-    per_client = -(-max(0, TOTAL - load.asked) // CLIENTS)
+    per_client = -(-max(0, TOTAL - load.asked - n_reference) // CLIENTS)
     filler = [[(rng.choice(QUESTIONS), 1) for _ in range(per_client)] for _ in range(CLIENTS)]
     t1 = time.perf_counter()
-    filler_latencies = _run_clients(url, load, CLIENTS, filler, reference)
+    filler_latencies = _run_clients(url, load, CLIENTS, filler)
     filler_wall = time.perf_counter() - t1
-    rss_final = rss_kb(proc.pid)
 
+    client = offline_client(url)
+    reference: dict[tuple[str, int | None], dict] = {}
+    t2 = time.perf_counter()
+    for k in (None, 1):  # the default k, and k=1
+        for q in QUESTIONS:
+            reference[q, k] = _comparable(client.predict(q, None, k, api_name="/chat"))
+            load.done_one()
+    single = (time.perf_counter() - t2) / n_reference
+    rss_final = rss_kb(proc.pid)
+    mismatches = [f"client {n} {q!r} k={k}: {d.get('text')!r} vs {reference[q, k]['text']!r}"
+                  for n, q, k, d in load.answers if d != reference[q, k]]
+    assert reference[SEED_QUESTION, None]["text"] == "2012"
+    assert reference["What is the capital of France?", None]["found"] is False
+
+    baseline = load.rss_kb.get(BASELINE_AT)
+    mid = max((n for n in load.rss_kb if n <= load.asked // 2), default=BASELINE_AT)
     figures = {
         "clients": CLIENTS, "questions_per_client": PER_CLIENT, "questions_total": load.asked,
-        "errors": len(load.errors), "answers_differing_from_single_user": len(load.mismatches),
+        "errors": len(load.errors), "answers_differing_from_single_user": len(mismatches),
         "single_user_mean_s": round(single, 3),
         "concurrent_p50_s": round(percentile(latencies, 50), 3), "concurrent_p95_s": round(percentile(latencies, 95), 3),
         "concurrent_max_s": round(max(latencies, default=float("nan")), 3),
         "concurrent_questions_per_s": round(len(latencies) / wall, 2),
         "k1_p50_s": round(percentile(filler_latencies, 50), 3), "k1_p95_s": round(percentile(filler_latencies, 95), 3),
         "k1_questions_per_s": round(len(filler_latencies) / filler_wall, 2),
-        f"rss_after_{BASELINE_AT}_mb": round((load.rss_baseline_kb or 0) / 1024, 1),
+        f"rss_after_{BASELINE_AT}_mb": round((baseline or 0) / 1024, 1),
         "rss_after_concurrent_mb": round(rss_after_concurrent / 1024, 1),
         f"rss_after_{load.asked}_mb": round(rss_final / 1024, 1),
-        "rss_growth_pct": round(100 * (rss_final / load.rss_baseline_kb - 1), 1) if load.rss_baseline_kb else None,
-        "first_errors": load.errors[:3], "first_mismatches": load.mismatches[:3],
+        "rss_growth_pct": round(100 * (rss_final / baseline - 1), 1) if baseline else None,
+        f"rss_growth_second_half_pct (from question {mid})": round(100 * (rss_final / load.rss_kb[mid] - 1), 1)
+        if mid in load.rss_kb else None,
+        "rss_mb_every_100": [round(load.rss_kb[n] / 1024) for n in sorted(load.rss_kb)],
+        "first_errors": load.errors[:3], "first_mismatches": mismatches[:3],
     }
     record("load", figures)
     assert load.errors == []
-    assert load.mismatches == []
+    assert mismatches == []
     assert load.asked >= TOTAL
-    assert rss_final <= 1.10 * load.rss_baseline_kb, f"RSS grew {figures['rss_growth_pct']}% from question {BASELINE_AT}"
+    assert rss_final <= 1.10 * baseline, f"RSS grew {figures['rss_growth_pct']}% from question {BASELINE_AT}"
 
 
 _POISON = r'''
@@ -197,9 +206,8 @@ except AppError as e:
 '''
 
 
-@pytest.mark.xfail(strict=True, reason="qa/reader.py: a question of 253-380 word pieces makes the tokenizer panic "
-                   "(pyo3 PanicException, a BaseException); the /chat request never completes (see report)")
-def test_a_question_of_300_word_pieces_gets_an_answer_or_an_error(server):
+def test_a_question_of_300_word_pieces_gets_a_reply(server):
+    """It used to make the tokenizer panic (a BaseException): the /chat request never completed."""
     url = server[0]
     try:
         r = subprocess.run([sys.executable, "-c", _POISON, url, str(Path(__file__).parent)], env=child_env(),
@@ -297,16 +305,12 @@ def test_readers_during_upserts_see_the_old_or_the_new_index(seed_index, tmp_pat
     assert out.count("wrote") == n_writes
     final = IndexStore.open(index)
     assert version(final) == n_writes
-    # the known race (tests/test_corruption.py reproduces it deterministically): the generation a reader has just
-    # read from CURRENT is pruned by the next write before the reader has opened its files
-    race = [e for e in errors if e.startswith(("open: IndexCorrupt", "reload/ask: IndexCorrupt"))
+    # the race tests/test_corruption.py reproduces deterministically: a write prunes the generation a reader has
+    # just read from CURRENT (qa/store.py now keeps the previous generation and retries); counted apart to report it
+    race = [e for e in errors if "IndexCorrupt" in e.split(":")[1]
             and ("No such file or directory" in e or "is missing" in e or "names a missing generation" in e)]
-    others = [e for e in errors if e not in race]
     figures = {"upserts": n_writes, **counts, "errors": len(errors), "pruned_under_reader": len(race),
-               "other_errors": len(others), "first_errors": (others or race)[:3]}
+               "other_errors": len(errors) - len(race), "first_errors": errors[:3]}
     record("reads_during_upserts", figures)
-    assert others == []
+    assert errors == []
     assert counts["opens"] > 0 and counts["long_lived_asks"] > 0
-    if race:
-        pytest.xfail(f"{len(race)} of {counts['opens'] + len(race)} opens reported the live index as damaged: a "
-                     "write pruned the generation just read from CURRENT (qa/store.py; see report)")
