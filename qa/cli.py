@@ -46,7 +46,7 @@ def cmd_index(args) -> int:
     from .indexer import Indexer
 
     for p in args.paths:
-        if not os.path.exists(p):
+        if not os.path.lexists(p):
             raise QAError(f"no such file or folder: {p}")
     report = Indexer(_settings(args)).sync(args.paths, rebuild=args.rebuild,
                                            progress=None if args.quiet else _progress_bar())

@@ -173,13 +173,16 @@ def verify_files(gen: Path, manifest: dict, root: Path) -> None:
         raise IndexCorrupt(f"{gen / 'manifest.json'} lists no files; {_rebuild_hint(root)}")
     for name, rec in files.items():
         p = gen / name
+        if not isinstance(rec, dict):
+            raise IndexCorrupt(f"{gen / 'manifest.json'} is damaged (bad entry for {name}); {_rebuild_hint(root)}")
         if not p.is_file():
             raise IndexCorrupt(f"{p} is missing; {_rebuild_hint(root)}")
         size = p.stat().st_size
         if size != rec.get("size"):
             raise IndexCorrupt(f"{p} is damaged (size {size}, expected {rec.get('size')}); {_rebuild_hint(root)}")
         if size <= VERIFY_MAX_BYTES and _sha256(p) != rec.get("sha256"):
-            raise IndexCorrupt(f"{p} is damaged (its checksum does not match the manifest); {_rebuild_hint(root)}")
+            raise IndexCorrupt(f"{p} does not match the checksum recorded in {gen / 'manifest.json'} (one of the two "
+                               f"is damaged); {_rebuild_hint(root)}")
 
 
 def _prune(root: Path, keep: set[str]) -> None:

@@ -5,6 +5,11 @@ import os
 import shutil
 from pathlib import Path
 
+# Test clients stay offline too: gradio_client / huggingface_hub look these up at import time.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
