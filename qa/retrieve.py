@@ -73,7 +73,9 @@ class Retriever:
             import faiss
 
             sel = faiss.IDSelectorBatch(allowed.astype(np.int64))
-            params = faiss.SearchParameters(sel=sel)
+            ivf = faiss.try_extract_index_ivf(self.store.faiss_index)
+            params = (faiss.SearchParametersIVF(sel=sel, nprobe=ivf.nprobe) if ivf is not None
+                      else faiss.SearchParameters(sel=sel))
             _, ids = self.store.faiss_index.search(qv[None, :], cand_n, params=params)
         else:
             _, ids = self.store.faiss_index.search(qv[None, :], cand_n)
