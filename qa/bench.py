@@ -71,7 +71,7 @@ def run_bench(args, settings: Settings) -> int:
     encoder.warm_up()
     encoder.encode(["warm up"])
     t0 = time.perf_counter()
-    rep = Indexer(s, encoder).sync([corpus])
+    Indexer(s, encoder).sync([corpus])
     t_index = time.perf_counter() - t0
     from .store import IndexStore
 

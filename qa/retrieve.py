@@ -21,7 +21,6 @@ class Retriever:
         self.store = store
         self.encoder = encoder
         self.settings = settings
-        self.last_timings_ms: dict[str, float] = {}
 
     def search(self, query: str, k: int | None = None, *, doc_ids: Collection[str] | None = None,
                timings: dict[str, float] | None = None) -> list[Hit]:
@@ -60,7 +59,6 @@ class Retriever:
         t4 = time.perf_counter()
         t.update({"embed": (t1 - t0) * 1e3, "bm25": (t2 - t1) * 1e3, "dense_search": (t3 - t2) * 1e3,
                   "fusion": (t4 - t3) * 1e3})
-        self.last_timings_ms = dict(t)
         return hits
 
     def _dense_candidates(self, qv: np.ndarray, allowed: np.ndarray | None) -> np.ndarray:
