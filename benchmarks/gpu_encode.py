@@ -56,7 +56,7 @@ def main(argv=None) -> int:
     _, t = timed(lambda: st.encode(texts, batch_size=256, normalize_embeddings=True))
     res["st_fp16_per_s"] = round(n / t, 1)
     del st
-    enc = Encoder(a.model, device="auto", quantize=False)
+    enc = Encoder(a.model, device="auto")
     enc.warm_up()
     enc.encode(texts[:1024])
     for bs in (512, 1024, 2048):

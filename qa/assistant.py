@@ -43,7 +43,7 @@ def check_question(question: object, max_chars: int) -> str:
 def make_reader(settings: Settings) -> Reader:
     if settings.reader == "rules":
         return RulesReader()
-    return SpanReader(device=settings.device, max_answer_tokens=settings.max_answer_tokens)
+    return SpanReader(device=settings.device, precision=settings.precision, max_answer_tokens=settings.max_answer_tokens)
 
 
 class Assistant:
@@ -63,7 +63,7 @@ class Assistant:
              reader: Reader | None = None) -> "Assistant":
         """Open the index at ``index_dir`` (models load lazily, on the first question)."""
         settings = (settings or Settings.from_env()).with_(index_dir=str(index_dir))
-        encoder = Encoder(device=settings.device, quantize=settings.quantize)
+        encoder = Encoder(device=settings.device, precision=settings.precision)
         store = IndexStore.open(index_dir, expect=manifest_expectations(encoder, settings))
         return cls(store, encoder, reader or make_reader(settings), settings)
 
@@ -72,7 +72,7 @@ class Assistant:
                    settings: Settings | None = None, reader: Reader | None = None) -> "Assistant":
         """Index ``paths`` into ``index_dir`` (incrementally) and open it."""
         settings = (settings or Settings.from_env()).with_(index_dir=str(index_dir))
-        encoder = Encoder(device=settings.device, quantize=settings.quantize)
+        encoder = Encoder(device=settings.device, precision=settings.precision)
         Indexer(settings, encoder).sync(paths)
         store = IndexStore.open(index_dir, expect=manifest_expectations(encoder, settings))
         return cls(store, encoder, reader or make_reader(settings), settings)

@@ -60,14 +60,14 @@ def run_bench(args, settings: Settings) -> int:
     work.mkdir(parents=True)
     index_dir = work / "index"
     s = settings.with_(index_dir=str(index_dir))
-    res: dict = {"corpus": corpus, "settings": {"reader": s.reader, "k": s.k, "quantize": s.quantize,
+    res: dict = {"corpus": corpus, "settings": {"reader": s.reader, "k": s.k, "precision": s.precision,
                                                 "device": s.device}}
     docs = load_paths([corpus]).documents
     res["reports"] = len(docs)
 
     # 1. indexing: the whole pipeline (chunk + embed + FAISS + BM25 + atomic write), then raw encode of the
     #    same chunk texts with SentenceTransformer.encode, in the same process.
-    encoder = Encoder(device=s.device, quantize=s.quantize)
+    encoder = Encoder(device=s.device, precision=s.precision)
     encoder.warm_up()
     encoder.encode(["warm up"])
     t0 = time.perf_counter()

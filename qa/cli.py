@@ -34,7 +34,7 @@ def _settings(args):
     from .settings import Settings
 
     over = {"index_dir": getattr(args, "index", None), "reader": getattr(args, "reader", None),
-            "device": getattr(args, "device", None)}
+            "device": getattr(args, "device", None), "precision": getattr(args, "precision", None)}
     if getattr(args, "k", None):
         over["k"] = args.k
     if getattr(args, "threshold", None) is not None:
@@ -134,6 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     def common(sp, reader=False):
         sp.add_argument("--index", default=None, help="index folder (default: index/, or $QA_INDEX_DIR)")
         sp.add_argument("--device", default=None, help="auto (default), cpu or cuda")
+        sp.add_argument("--precision", default=None, choices=["auto", "fp32", "bf16", "fp16"],
+                        help="the models' arithmetic: auto (default: bf16 on a CPU that has it, fp16 on a GPU)")
         if reader:
             sp.add_argument("--reader", choices=["span", "rules"], default=None, help="answer reader (default span)")
             sp.add_argument("-k", type=int, default=None, help="passages to read (default 5)")

@@ -90,7 +90,7 @@ class Indexer:
 
     def __init__(self, settings: Settings, encoder: Encoder | None = None) -> None:
         self.settings = settings
-        self.encoder = encoder or Encoder(device=settings.device, quantize=settings.quantize)
+        self.encoder = encoder or Encoder(device=settings.device, precision=settings.precision)
         self.chunker = Chunker(self.encoder.tokenize, settings.chunking)
         self.root = Path(settings.index_dir)
 

@@ -49,12 +49,9 @@ def reader_model_path() -> Path:
 
 
 def quiet_third_party() -> None:
-    """Keep model loading quiet: no per-weight progress bars, no deprecation chatter from int8 kernels."""
+    """Keep model loading quiet: no per-weight progress bars."""
     import logging
-    import warnings
 
-    warnings.filterwarnings("ignore", message=r".*quantize_per_tensor.*deprecated.*")
-    warnings.filterwarnings("ignore", message=r".*torch\.ao\.quantization.*deprecated.*")
     logging.getLogger("bm25s").setLevel(logging.WARNING)
     try:
         from transformers.utils import logging as hf_logging
@@ -74,6 +71,40 @@ def resolve_device(device: str) -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def cpu_has_native_bf16() -> bool:
+    """True when oneDNN runs bf16 matrix products natively here (AVX512-BF16 or AMX), not emulated."""
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_precision(precision: str, device: str):
+    """The torch dtype the models' arithmetic runs in, for a resolved ``device``.
+
+    'auto': fp16 on a GPU; bf16 on a CPU that computes it natively (about 2x fp32 here: ``qa bench``), else fp32.
+    Every choice gives sentence vectors within cosine 0.9999 of fp32, so an index built in one precision is read
+    with another.
+    """
+    import torch
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    cpu = device == "cpu"
+    if precision == "auto":
+        if not cpu:
+            return torch.float16
+        return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
+    if precision == "fp16" and cpu:
+        raise ValueError("precision fp16 needs a GPU; on a CPU use bf16 or fp32")
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
 def set_cpu_threads() -> None:

@@ -20,7 +20,7 @@ from typing import Protocol
 
 import numpy as np
 
-from .models import quiet_third_party, reader_model_path, resolve_device, set_cpu_threads
+from .models import quiet_third_party, reader_model_path, resolve_device, resolve_precision, set_cpu_threads
 from .types import Chunk, Span
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ class SpanReader:
     name = "span"
     default_threshold = 0.5  # the calibrated answer / no-answer boundary (see reader_config.json)
 
-    def __init__(self, model_path: str | Path | None = None, *, device: str = "auto",
+    def __init__(self, model_path: str | Path | None = None, *, device: str = "auto", precision: str = "auto",
                  max_answer_tokens: int | None = None, batch_size: int = 16) -> None:
         self.model_path = Path(model_path) if model_path else reader_model_path()
         cfg_path = self.model_path / "reader_config.json"
@@ -65,6 +65,7 @@ class SpanReader:
         self.null_threshold = float(cfg.get("null_threshold", 0.0))
         self.max_answer_tokens = max_answer_tokens or int(cfg.get("max_answer_tokens", 30))
         self.device_setting = device
+        self.precision_setting = precision
         self.batch_size = batch_size
         self._model = None
         self._tokenizer = None
@@ -79,14 +80,18 @@ class SpanReader:
             from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
             quiet_third_party()
-            self._device = resolve_device(self.device_setting)
+            device = resolve_device(self.device_setting)
+            dtype = resolve_precision(self.precision_setting, device)
             self._tokenizer = AutoTokenizer.from_pretrained(str(self.model_path))
-            dtype = torch.float32 if self._device == "cpu" else torch.float16
-            model = AutoModelForQuestionAnswering.from_pretrained(str(self.model_path), dtype=dtype)
-            if self._device == "cpu":
+            model = AutoModelForQuestionAnswering.from_pretrained(str(self.model_path), dtype=torch.float32)
+            if device == "cpu":
                 set_cpu_threads()
-            self._model = model.to(self._device).eval()
-            log.info("loaded span reader %s on %s", self.model_path, self._device)
+            # The encoder runs in ``dtype``; the span head stays fp32 so that start/end scores keep their resolution.
+            self._encoder = model.base_model.to(device=device, dtype=dtype).eval()
+            self._head = model.qa_outputs.to(device=device, dtype=torch.float32).eval()
+            self._device = device
+            self._model = model
+            log.info("loaded span reader %s on %s (%s)", self.model_path, device, dtype)
 
     max_question_tokens = 64  # a longer question is cut so that every window keeps room for the passage
 
@@ -123,10 +128,10 @@ class SpanReader:
                     ids[r, : len(x)] = torch.tensor(x)
                     tt[r, : len(x)] = torch.tensor(enc["token_type_ids"][w])
                     mask[r, : len(x)] = 1
-                out = self._model(input_ids=ids.to(self._device), token_type_ids=tt.to(self._device),
-                                  attention_mask=mask.to(self._device))
-                s_all = out.start_logits.float().cpu().numpy()
-                e_all = out.end_logits.float().cpu().numpy()
+                hidden = self._encoder(input_ids=ids.to(self._device), token_type_ids=tt.to(self._device),
+                                       attention_mask=mask.to(self._device)).last_hidden_state
+                logits = self._head(hidden.float()).cpu().numpy()
+                s_all, e_all = logits[..., 0], logits[..., 1]
                 for r, w in enumerate(wins):
                     L = len(enc["input_ids"][w])
                     seq = enc.sequence_ids(w)

@@ -5,6 +5,7 @@ import os
 from dataclasses import asdict, dataclass, field, replace
 
 from .chunking import ChunkSettings
+from .models import PRECISIONS
 
 MAX_QUESTION_CHARS = 2000
 
@@ -13,7 +14,7 @@ MAX_QUESTION_CHARS = 2000
 class Settings:
     index_dir: str = "index"
     device: str = "auto"  # auto | cpu | cuda[:N]
-    quantize: bool = False  # int8 linear layers for the encoder on CPU: faster, but batch-dependent (qa/embed.py)
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16: the models' arithmetic (qa/models.py resolve_precision)
     chunking: ChunkSettings = field(default_factory=ChunkSettings)
     k: int = 5  # passages read per question
     candidates: int = 50  # taken from each retriever before fusion
@@ -31,6 +32,8 @@ class Settings:
             raise ValueError("k must be between 1 and 100")
         if self.candidates < self.k:
             raise ValueError("candidates must be >= k")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}")
         if self.fusion not in ("mix", "rrf"):
             raise ValueError("fusion must be 'mix' or 'rrf'")
         if not 0.0 <= self.dense_weight <= 1.0:
@@ -54,8 +57,10 @@ class Settings:
 
     @classmethod
     def from_env(cls, **overrides) -> "Settings":
-        """Defaults, then QA_INDEX_DIR / QA_DEVICE / QA_READER environment variables, then ``overrides``."""
+        """Defaults, then QA_INDEX_DIR / QA_DEVICE / QA_PRECISION / QA_READER environment variables, then ``overrides``."""
         env = {}
+        if os.environ.get("QA_PRECISION"):
+            env["precision"] = os.environ["QA_PRECISION"]
         if os.environ.get("QA_INDEX_DIR"):
             env["index_dir"] = os.environ["QA_INDEX_DIR"]
         if os.environ.get("QA_DEVICE"):

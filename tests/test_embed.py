@@ -9,37 +9,70 @@ TEXTS = ["Iraq passed an anti-trafficking law in 2012.", "The harbour froze in J
          "Wheat prices rose sharply in Argentina after the drought. " * 6, "short"]
 
 
-def test_matches_sentence_transformers(encoder):
+@pytest.fixture(scope="module")
+def st_vectors():
     from sentence_transformers import SentenceTransformer
 
     st = SentenceTransformer(str(embedding_model_path()), device="cpu")
-    want = st.encode(TEXTS, normalize_embeddings=True)
-    got = encoder.encode(TEXTS)
+    return st.encode(TEXTS, normalize_embeddings=True)
+
+
+def close(a: np.ndarray, b: np.ndarray, precision: str) -> bool:
+    """fp32 must match to rounding; bf16 arithmetic to cosine 0.9995 (measured: >= 0.9999 on SQuAD paragraphs)."""
+    if precision == "fp32":
+        return np.allclose(a, b, atol=1e-5)
+    return (a * b).sum(1).min() >= 0.9995
+
+
+def test_fp32_matches_sentence_transformers(st_vectors):
+    got = Encoder(precision="fp32").encode(TEXTS)
     assert got.shape == (4, 384) and got.dtype == np.float32
-    assert np.allclose(got, want, atol=1e-5)
+    assert np.allclose(got, st_vectors, atol=1e-5)
+
+
+def test_default_precision_stays_close_to_sentence_transformers(encoder, st_vectors):
+    got = encoder.encode(TEXTS)
+    assert encoder.precision in ("fp32", "bf16")
+    assert got.dtype == np.float32 and np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    assert close(got, st_vectors, encoder.precision)
+
+
+def test_bf16_is_close_and_batch_independent(st_vectors):
+    from qa.models import cpu_has_native_bf16
+
+    if not cpu_has_native_bf16():
+        pytest.skip("this CPU has no native bf16 (AVX512-BF16/AMX); auto precision stays fp32 here")
+    enc = Encoder(precision="bf16")
+    vecs = enc.encode(TEXTS)
+    assert enc.precision == "bf16"
+    assert (vecs * st_vectors).sum(1).min() >= 0.9995
+    alone = np.stack([enc.encode([t])[0] for t in TEXTS])
+    assert (alone * vecs).sum(1).min() >= 0.9999
+
+
+def test_precision_is_validated():
+    from qa.settings import Settings
+
+    with pytest.raises(ValueError, match="needs a GPU"):
+        Encoder(precision="fp16", device="cpu").warm_up()
+    with pytest.raises(ValueError, match="precision"):
+        Encoder(precision="int4").warm_up()
+    with pytest.raises(ValueError, match="precision"):
+        Settings(precision="double")
 
 
 def test_pipelined_slices_and_batch_sizes_agree(encoder, monkeypatch):
     texts = [f"report {i} on topic {i % 5}: " + "words " * (i % 30) for i in range(40)]
     whole = encoder.encode(texts)
     monkeypatch.setattr(encoder, "pipeline_step", 7)
-    assert np.allclose(encoder.encode(texts, batch_size=3), whole, atol=1e-5)
+    assert close(encoder.encode(texts, batch_size=3), whole, encoder.precision)
     ids = [encoder.tokenize(t)[0] for t in texts]
-    assert np.allclose(encoder.encode_ids(ids), whole, atol=1e-5)
+    assert close(encoder.encode_ids(ids), whole, encoder.precision)
 
 
 def test_overlong_ids_are_refused_not_truncated(encoder):
     with pytest.raises(ValueError, match="exceed 254"):
         encoder.encode_ids([[1000] * 300])
-
-
-def test_int8_option_stays_close_and_batch_independent():
-    q = Encoder(quantize=True)
-    vecs = q.encode(TEXTS)
-    ref = Encoder().encode(TEXTS)
-    assert (vecs * ref).sum(1).min() > 0.98
-    alone = np.stack([q.encode([t])[0] for t in TEXTS])
-    assert (alone * vecs).sum(1).min() > 0.999
 
 
 def test_settings_are_validated():

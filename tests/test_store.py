@@ -56,6 +56,8 @@ def test_incremental_indexing_embeds_only_changes(encoder, tmp_path):
         (folder / f"{d.id}.txt").write_text(d.text)
     idx = Indexer(Settings(index_dir=str(tmp_path / "i")), encoder)
     first = idx.sync([folder])
+    before = IndexStore.open(tmp_path / "i")
+    first_vecs = {before.chunk(i).doc_id: np.array(before.data.vectors[i]) for i in range(len(before))}
     assert sorted(first.added) == [f"doc{i}" for i in range(5)] and first.chunks_embedded == 5
     again = idx.sync([folder])
     assert again.chunks_embedded == 0 and len(again.unchanged) == 5
@@ -68,9 +70,13 @@ def test_incremental_indexing_embeds_only_changes(encoder, tmp_path):
     assert third.chunks_embedded == 2
     store = IndexStore.open(tmp_path / "i")
     assert sorted(store.documents) == ["doc0", "doc1", "doc3", "doc4", "doc9"]
-    # vectors of the unchanged reports are carried over exactly, the new ones equal a fresh embedding
+    # vectors of the unchanged reports are carried over bit for bit; every vector equals a fresh embedding (to the
+    # rounding of the encoder's precision: bf16 batches of other shapes differ in the 5th digit)
+    for i in range(len(store)):
+        if store.chunk(i).doc_id in ("doc0", "doc3", "doc4"):
+            assert np.array_equal(store.data.vectors[i], first_vecs[store.chunk(i).doc_id])
     fresh = encoder.encode([store.chunk(i).text for i in range(len(store))])
-    assert np.allclose(np.asarray(store.data.vectors), fresh, atol=1e-5)
+    assert (np.asarray(store.data.vectors) * fresh).sum(1).min() >= 0.9999
     rebuilt = idx.sync([folder], rebuild=True)
     assert rebuilt.chunks_embedded == 5
 
