@@ -48,8 +48,16 @@ def cmd_index(args) -> int:
     for p in args.paths:
         if not os.path.lexists(p):
             raise QAError(f"no such file or folder: {p}")
-    report = Indexer(_settings(args)).sync(args.paths, rebuild=args.rebuild,
-                                           progress=None if args.quiet else _progress_bar())
+    progress = None if args.quiet else _progress_bar()
+    if args.ray:
+        from .distributed import ray_sync
+
+        report = ray_sync(_settings(args), args.paths, address=args.ray_address, num_encoders=args.encoders,
+                          use_gpu=args.gpu, rebuild=args.rebuild, progress=progress)
+    elif args.ray_address or args.encoders is not None or args.gpu:
+        raise QAError("--ray-address, --encoders and --gpu go with --ray")
+    else:
+        report = Indexer(_settings(args)).sync(args.paths, rebuild=args.rebuild, progress=progress)
     for s in report.skipped:
         print(f"skipped {s.path}: {s.reason}", file=sys.stderr)
     print(report.summary())
@@ -145,6 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("paths", nargs="+")
     sp.add_argument("--rebuild", action="store_true", help="re-embed everything")
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    sp.add_argument("--ray", action="store_true", help="read and embed on a Ray cluster (needs report-qa[ray])")
+    sp.add_argument("--ray-address", default=None, metavar="ADDR",
+                    help="with --ray: the cluster (auto on one of its nodes; default $RAY_ADDRESS, else a local one)")
+    sp.add_argument("--encoders", type=int, default=None, metavar="N",
+                    help="with --ray: encoder actors (default: up to one per CPU, or per GPU with --gpu)")
+    sp.add_argument("--gpu", action="store_true", help="with --ray: one GPU per encoder actor")
     common(sp)
     sp.set_defaults(fn=cmd_index)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,7 +16,7 @@ import numpy as np
 from .chunking import Chunker
 from .embed import Encoder
 from .errors import IndexCorrupt, IndexIncompatible, IndexNotFound
-from .ingest import Skipped, load_paths
+from .ingest import IngestResult, Skipped, load_paths
 from .settings import Settings
 from .sparse import build_bm25
 from .store import IndexData, IndexStore, content_hash, current_generation, write_generation, write_lock
@@ -50,6 +50,17 @@ class IndexReport:
         return (f"{self.n_documents} reports, {self.n_chunks} chunks in the index: {len(self.added)} added, "
                 f"{len(self.updated)} updated, {len(self.removed)} removed, {len(self.unchanged)} unchanged, "
                 f"{len(self.skipped)} skipped; {self.chunks_embedded} chunks embedded in {self.seconds:.1f} s")
+
+
+@dataclass(frozen=True)
+class Embedded:
+    """One report's chunks and vectors, computed elsewhere (``qa/distributed.py``, on a Ray cluster)."""
+
+    index: np.ndarray  # int: the chunk's position in its report
+    start: np.ndarray  # int: character offsets into the report's text
+    end: np.ndarray
+    tokens: np.ndarray  # int: word pieces per chunk
+    vectors: np.ndarray  # float32 (n, dim), unit length
 
 
 def manifest_expectations(encoder: Encoder, settings: Settings) -> dict:
@@ -101,7 +112,14 @@ class Indexer:
 
         Reports from other paths (earlier ``qa index`` runs, uploads) stay.
         """
-        result = load_paths(paths)
+        return self.sync_loaded(paths, load_paths(paths), rebuild=rebuild, progress=progress, lock_wait_s=lock_wait_s)
+
+    def sync_loaded(self, paths: Sequence[str | os.PathLike], result: IngestResult, *,
+                    embedded: Mapping[str, Embedded] | None = None, rebuild: bool = False,
+                    progress: Progress | None = None, lock_wait_s: float = 0.0) -> IndexReport:
+        """``sync`` for reports already loaded from ``paths``; ``embedded`` holds reports (by id) chunked and embedded
+        elsewhere (``qa/distributed.py``). New or changed reports missing from it are chunked and embedded here.
+        """
         roots = [os.path.abspath(p) for p in paths]
         unreadable = {os.path.abspath(s.path) for s in result.skipped}
 
@@ -112,7 +130,8 @@ class Indexer:
                 return False
             return any(src == r or src.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
 
-        report = self._write(result.documents, drop=gone, rebuild=rebuild, progress=progress, lock_wait_s=lock_wait_s)
+        report = self._write(list(result.documents), drop=gone, rebuild=rebuild, progress=progress,
+                             lock_wait_s=lock_wait_s, embedded=embedded)
         report.skipped = list(result.skipped)
         return report
 
@@ -126,7 +145,8 @@ class Indexer:
 
     # --- the one write path ---
     def _write(self, docs: list[Document], drop: Callable[[Document], bool], rebuild: bool,
-               progress: Progress | None, lock_wait_s: float) -> IndexReport:
+               progress: Progress | None, lock_wait_s: float,
+               embedded: Mapping[str, Embedded] | None = None) -> IndexReport:
         t0 = time.perf_counter()
         report = IndexReport()
         with write_lock(self.root, wait_s=lock_wait_s):
@@ -152,7 +172,7 @@ class Indexer:
                 report.generation = old.generation.name
                 report.seconds = time.perf_counter() - t0
                 return report  # nothing changed: no new generation
-            data = self._assemble(old, keep_docs, list(incoming.values()), progress, report)
+            data = self._assemble(old, keep_docs, list(incoming.values()), progress, report, embedded or {})
             kind = "flat" if len(data.chunk_doc) < LARGE_CORPUS else "ivf_sq8"
             if progress:
                 progress("search indexes", 0, 1)
@@ -169,6 +189,11 @@ class Indexer:
         log.info(report.summary())
         return report
 
+    def content_hashes(self) -> dict[str, str]:
+        """Report id -> content hash in the index as it stands (empty when there is none, or it must be rebuilt)."""
+        old = self._open_existing()
+        return {} if old is None else {d.id: old.document_hash(d.id) for d in old.data.documents}
+
     def _open_existing(self) -> IndexStore | None:
         try:
             current_generation(self.root)
@@ -181,7 +206,7 @@ class Indexer:
             return None
 
     def _assemble(self, old: IndexStore | None, keep: list[Document], new: list[Document],
-                  progress: Progress | None, report: IndexReport) -> IndexData:
+                  progress: Progress | None, report: IndexReport, embedded: Mapping[str, Embedded]) -> IndexData:
         docs = keep + new
         parts_doc, parts_idx, parts_s, parts_e, parts_t, parts_v = [], [], [], [], [], []
         if old is not None and keep:
@@ -197,27 +222,41 @@ class Indexer:
             parts_t.append(old.data.chunk_tokens[rows])
             parts_v.append(np.asarray(old.data.vectors[rows], dtype=np.float32))
         ids: list[list[int]] = []
+        pending: list[tuple[int, int]] = []  # (place in parts_v, chunks) of the reports embedded here
+        n_pre = 0  # chunks embedded elsewhere
         for n, d in enumerate(new):
-            chunks, chunk_ids = self.chunker.split(d)
-            ids.extend(chunk_ids)
-            parts_doc.append(np.full(len(chunks), len(keep) + n, dtype=np.int64))
-            parts_idx.append(np.array([c.index for c in chunks], dtype=np.int64))
-            parts_s.append(np.array([c.start for c in chunks], dtype=np.int64))
-            parts_e.append(np.array([c.end for c in chunks], dtype=np.int64))
-            parts_t.append(np.array([c.n_tokens for c in chunks], dtype=np.int64))
+            pre = embedded.get(d.id)
+            if pre is not None:
+                idx, starts, ends, toks = pre.index, pre.start, pre.end, pre.tokens
+                parts_v.append(np.asarray(pre.vectors, dtype=np.float32).reshape(len(starts), -1))
+                n_pre += len(starts)
+            else:
+                chunks, chunk_ids = self.chunker.split(d)
+                ids.extend(chunk_ids)
+                idx, starts, ends, toks = ([c.index for c in chunks], [c.start for c in chunks],
+                                           [c.end for c in chunks], [c.n_tokens for c in chunks])
+                pending.append((len(parts_v), len(chunks)))
+                parts_v.append(None)
+            parts_doc.append(np.full(len(starts), len(keep) + n, dtype=np.int64))
+            parts_idx.append(np.asarray(idx, dtype=np.int64))
+            parts_s.append(np.asarray(starts, dtype=np.int64))
+            parts_e.append(np.asarray(ends, dtype=np.int64))
+            parts_t.append(np.asarray(toks, dtype=np.int64))
             if progress and (n % 50 == 0 or n == len(new) - 1):
                 progress("chunking", n + 1, len(new))
-        if ids:
-            done = [0]
+        done = [0]
 
-            def tick(k: int) -> None:
-                done[0] += k
-                if progress:
-                    progress("embedding", done[0], len(ids))
+        def tick(k: int) -> None:
+            done[0] += k
+            if progress:
+                progress("embedding", done[0], len(ids))
 
-            parts_v.append(self.encoder.encode_ids(ids, progress=tick))
-        report.chunks_embedded = len(ids)
         dim = self.encoder.dim
+        fresh = self.encoder.encode_ids(ids, progress=tick) if ids else np.zeros((0, dim), dtype=np.float32)
+        at = 0
+        for place, k in pending:
+            parts_v[place], at = fresh[at : at + k], at + k
+        report.chunks_embedded = len(ids) + n_pre
 
         def cat(parts, dtype):
             return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)

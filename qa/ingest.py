@@ -53,23 +53,42 @@ class IngestResult:
 
 def load_paths(paths: Iterable[str | os.PathLike], *, max_bytes: int = DEFAULT_MAX_BYTES) -> IngestResult:
     """Load files and folders (recursively, in sorted order). Ids must be unique: a later duplicate is skipped."""
+    return merge_loaded((path, *load_target(path, file_id, problem, max_bytes))
+                        for path, file_id, problem in iter_targets(paths))
+
+
+def iter_targets(paths: Iterable[str | os.PathLike]) -> Iterator[tuple[str, str, str | None]]:
+    """The files ``load_paths`` reads, in its order: (path, id, None), or (path, "", reason) for one it skips."""
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]  # one path, not an iterable of characters
+    for given in paths:
+        yield from _targets(os.fsdecode(given))
+
+
+def load_target(path: str, file_id: str, problem: str | None,
+                max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[list[Document], list[Skipped]]:
+    """One target of ``iter_targets`` -> its reports and what was skipped in it; never raises for a bad file."""
+    if problem is not None:
+        return [], [Skipped(path, problem)]
+    return _load_safely(path, file_id, max_bytes)
+
+
+def merge_loaded(loaded: Iterable[tuple[str, list[Document], list[Skipped]]]) -> IngestResult:
+    """Per-file results (path, reports, skipped), in file order -> one result; a later duplicate id is skipped."""
     documents: list[Document] = []
     skipped: list[Skipped] = []
     first_source: dict[str, str] = {}  # id -> path of the file that supplied it
-    for given in paths:
-        for path, file_id, problem in _targets(os.fsdecode(given)):
-            docs, bad = _load_safely(path, file_id, max_bytes) if problem is None else ([], [Skipped(path, problem)])
-            for doc in docs:
-                if doc.id in first_source:
-                    bad.append(Skipped(path, f"duplicate id {doc.id} (also from {first_source[doc.id]})"))
-                else:
-                    first_source[doc.id] = path
-                    documents.append(doc)
-            for skip in bad:
-                logger.warning("skipped %s", skip)
-            skipped.extend(bad)
+    for path, docs, bad in loaded:
+        bad = list(bad)
+        for doc in docs:
+            if doc.id in first_source:
+                bad.append(Skipped(path, f"duplicate id {doc.id} (also from {first_source[doc.id]})"))
+            else:
+                first_source[doc.id] = path
+                documents.append(doc)
+        for skip in bad:
+            logger.warning("skipped %s", skip)
+        skipped.extend(bad)
     return IngestResult(tuple(documents), tuple(skipped))
 
 
