@@ -32,7 +32,7 @@ test: install browser
 	$(BIN)/python -m pytest
 
 test-fast: install
-	$(BIN)/python -m pytest -m "not slow and not browser"
+	$(BIN)/python -m pytest -m "not slow and not browser and not stress"
 
 stress: install
 	$(BIN)/python -m pytest -m stress -p no:cacheprovider -s tests/stress

@@ -1,6 +1,7 @@
 """Retrieval recall on SQuAD v1.1 dev as an open corpus: dense, BM25 and fusions, measured side by side.
 
     .venv/bin/python benchmarks/retrieval.py [--squad ../shared/data/squad/dev-v1.1.json] [--limit 1000] [--seed 0]
+        [--precision auto|fp32|bf16]
 
 All 2,067 paragraphs are indexed (the same cached index `qa eval` builds); each question's gold paragraph is
 looked for in the top 1/5/10 chunks. Prints one JSON object; the README quotes it.
@@ -29,12 +30,13 @@ def main(argv=None) -> int:
     p.add_argument("--squad", default="../shared/data/squad/dev-v1.1.json")
     p.add_argument("--limit", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--precision", default="auto", help="the encoder's arithmetic, for the index and the queries")
     p.add_argument("--configs", nargs="*", default=None, help="only these (dense, bm25, rrf, mix0.3 ... mix0.8)")
     a = p.parse_args(argv)
     qs = load_questions(a.squad)
-    base = corpus_index(qs, Settings(), progress=None)
+    base = corpus_index(qs, Settings(precision=a.precision), progress=None)
     qs = sample(qs, a.limit, a.seed)
-    encoder = Encoder()
+    encoder = Encoder(precision=a.precision)
     store = IndexStore.open(base.index_dir)
     configs = {"dense": Settings(fusion="mix", dense_weight=1.0), "bm25": Settings(fusion="mix", dense_weight=0.0),
                "rrf": Settings(fusion="rrf")}
@@ -42,7 +44,7 @@ def main(argv=None) -> int:
         configs[f"mix{w}"] = Settings(fusion="mix", dense_weight=w)
     if a.configs:
         configs = {k: v for k, v in configs.items() if k in a.configs}
-    out = {"questions": len(qs.questions), "chunks": len(store)}
+    out = {"questions": len(qs.questions), "chunks": len(store), "precision": encoder.precision}
     for name, s in configs.items():
         r = Retriever(store, encoder, s)
         ranks, lat = [], []

@@ -91,6 +91,7 @@ def run_bench(args, settings: Settings) -> int:
         "chunks_per_s": round(len(texts) / t_index, 1), "tokens_per_s": round(tokens / t_index),
         "raw_st_encode_seconds": round(t_raw, 2), "raw_st_chunks_per_s": round(len(texts) / t_raw, 1),
         "pipeline_over_raw_encode": round(t_index / t_raw, 3),
+        "pipeline_precision": encoder.precision, "raw_st_precision": "fp32",
     }
 
     # 2. latency: ask end to end by stage, and retrieval alone
@@ -119,7 +120,7 @@ def run_bench(args, settings: Settings) -> int:
 
     # 3. cold start in a fresh process: open the index, load the models, answer one question
     code = ("import time; t=time.perf_counter(); from qa.assistant import Assistant; from qa.settings import Settings;"
-            f"a=Assistant.open({str(index_dir)!r}, settings=Settings(reader={s.reader!r}, device={s.device!r}));"
+            f"a=Assistant.open({str(index_dir)!r}, settings=Settings(reader={s.reader!r}, device={s.device!r}, precision={s.precision!r}));"
             f"a.ask({qs[0]!r}); import json;"
             "hwm=[l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1];"
             "print(json.dumps({'cold_start_s': time.perf_counter()-t, 'peak_rss_mb': int(hwm)/1024}))")

@@ -20,7 +20,7 @@ def corpus_index(qs, settings: Settings, progress) -> Settings:
     h = hashlib.sha256()
     for doc_id, _, text in qs.corpus:
         h.update(doc_id.encode() + b"\0" + text.encode() + b"\0")
-    h.update(json.dumps([settings.chunking.to_dict(), "fp32"]).encode())
+    h.update(json.dumps([settings.chunking.to_dict(), settings.precision]).encode())
     folder = CACHE / f"{Path(qs.name).stem}-{h.hexdigest()[:12]}"
     s = settings.with_(index_dir=str(folder))
     docs = [Document(doc_id, text, title, None, f"{qs.name}#{doc_id}") for doc_id, title, text in qs.corpus]
