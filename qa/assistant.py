@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import threading
@@ -176,17 +177,32 @@ class GoldContextReader:
         return Answer(q, ans.text, ans.score, ans.citations, {"reading": (time.perf_counter() - t0) * 1e3})
 
 
+RETRIEVAL_LOGITS = 10.0  # the most a passage's retrieval score adds to a span's margin (at retrieval_weight 1)
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-12), 1.0 - 1e-12)
+    return math.log(p / (1.0 - p))
+
+
 def _compose_answer(question: str, hits: Sequence[Hit], spans: Sequence[Span], documents: dict[str, Document],
                     retrieval_weight: float, threshold: float) -> Answer:
-    """Rank spans (reader confidence mixed with retrieval score), merge equal answers, cite every support."""
-    by_chunk = {(h.chunk.doc_id, h.chunk.index): h for h in hits}
+    """Rank spans, merge equal answers, cite every support.
+
+    A span's rank is its answer/no-answer margin (the logit of its confidence) plus up to
+    ``RETRIEVAL_LOGITS x retrieval_weight`` for its passage's retrieval score relative to the best passage's. Ranking by
+    margins, not by confidences, keeps passages apart when several readings are all near-certain
+    (``benchmarks/answer_ranking.py``: SQuAD open corpus, 1,000 questions, EM 53.3 -> 55.2 on the tuning sample).
+    """
+    by_chunk = {(h.chunk.doc_id, h.chunk.index): (r, h) for r, h in enumerate(hits)}
     top = max((h.score for h in hits), default=0.0)
-    w = retrieval_weight
+    bonus = RETRIEVAL_LOGITS * retrieval_weight
     groups: dict[str, list[tuple[float, Span]]] = {}
-    for sp in spans:
-        h = by_chunk.get((sp.chunk.doc_id, sp.chunk.index))
+    # in retrieval order, so that equal ranks go to the better-retrieved passage
+    for sp in sorted(spans, key=lambda sp: by_chunk.get((sp.chunk.doc_id, sp.chunk.index), (len(hits),))[0]):
+        h = by_chunk.get((sp.chunk.doc_id, sp.chunk.index), (0, None))[1]
         ret = (h.score / top) if (h is not None and top > 0) else 0.0
-        rank = (1 - w) * sp.score + w * ret * sp.score
+        rank = (sp.margin if sp.margin is not None else _logit(sp.score)) + bonus * ret
         key = normalize_answer(sp.text) or sp.text
         groups.setdefault(key, []).append((rank, sp))
     if groups:

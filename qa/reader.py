@@ -152,6 +152,6 @@ class SpanReader:
             if not text:
                 continue
             start = chunk.start + c0 + lead
-            conf = _sigmoid(score - null[ci] + self.null_threshold)
-            spans.append(Span(chunk, start, start + len(text), text, conf))
+            margin = score - null[ci] + self.null_threshold
+            spans.append(Span(chunk, start, start + len(text), text, _sigmoid(margin), margin))
         return spans

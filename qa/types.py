@@ -61,6 +61,7 @@ class Span:
     end: int
     text: str
     score: float  # reader confidence in [0, 1]
+    margin: float | None = None  # the same in logit units, unsaturated (answer vs no-answer), when the reader has it
 
 
 @dataclass(frozen=True)
