@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from .types import Chunk, Document
 
 Tokenize = Callable[[str], tuple[list[int], list[tuple[int, int]]]]
+TokenizeMany = Callable[[list[str]], list[tuple[list[int], list[tuple[int, int]]]]]
 
 _ABBREV = frozenset(
     "mr mrs ms dr prof sr jr st mt gen col lt sgt capt gov sen rep rev inc ltd co corp vs etc al fig no nos vol "
@@ -77,13 +78,23 @@ def _add_span(text: str, start: int, end: int, spans: list[tuple[int, int]]) -> 
 class Chunker:
     """Splits Documents into Chunks with the embedder's tokenizer."""
 
-    def __init__(self, tokenize: Tokenize, settings: ChunkSettings | None = None) -> None:
+    def __init__(self, tokenize: Tokenize, settings: ChunkSettings | None = None,
+                 tokenize_many: TokenizeMany | None = None) -> None:
         self.tokenize = tokenize
+        self.tokenize_many = tokenize_many
         self.settings = settings or ChunkSettings()
 
     def split(self, doc: Document) -> tuple[list[Chunk], list[list[int]]]:
         """Chunks of ``doc`` and, for each, its word-piece ids (without special tokens)."""
-        ids, offsets = self.tokenize(doc.text)
+        return self._split(doc, *self.tokenize(doc.text))
+
+    def split_many(self, docs: Sequence[Document]) -> list[tuple[list[Chunk], list[list[int]]]]:
+        """``split`` of each report, tokenising them in one call (the Rust tokenizer spreads it over the cores)."""
+        if self.tokenize_many is None or len(docs) < 2:
+            return [self.split(d) for d in docs]
+        return [self._split(d, ids, offs) for d, (ids, offs) in zip(docs, self.tokenize_many([d.text for d in docs]))]
+
+    def _split(self, doc: Document, ids: Sequence[int], offsets: Sequence[tuple[int, int]]):
         if not ids:
             return [], []
         starts = [o[0] for o in offsets]

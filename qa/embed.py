@@ -98,6 +98,12 @@ class Encoder:
                              verbose=False)
         return enc["input_ids"], enc["offset_mapping"]
 
+    def tokenize_many(self, texts: list[str]) -> list[tuple[list[int], list[tuple[int, int]]]]:
+        """``tokenize`` of each text, in one call."""
+        enc = self.tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True, truncation=False,
+                             verbose=False)
+        return list(zip(enc["input_ids"], enc["offset_mapping"]))
+
     # --- encoding ---
     def encode(self, texts: Sequence[str], *, batch_size: int | None = None) -> np.ndarray:
         """Encode raw texts (queries). Texts longer than the model's window are truncated, as the model would."""

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 # so with ~10 ms of query embedding only IVF keeps retrieval under 20 ms there; exact stays below 50k chunks.
 LARGE_CORPUS = 50_000
 IVF_NPROBE = 32
+CHUNK_SLICE = 256  # reports tokenised in one call
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -102,7 +103,7 @@ class Indexer:
     def __init__(self, settings: Settings, encoder: Encoder | None = None) -> None:
         self.settings = settings
         self.encoder = encoder or Encoder(device=settings.device, precision=settings.precision)
-        self.chunker = Chunker(self.encoder.tokenize, settings.chunking)
+        self.chunker = Chunker(self.encoder.tokenize, settings.chunking, self.encoder.tokenize_many)
         self.root = Path(settings.index_dir)
 
     # --- public operations ---
@@ -224,6 +225,13 @@ class Indexer:
         ids: list[list[int]] = []
         pending: list[tuple[int, int]] = []  # (place in parts_v, chunks) of the reports embedded here
         n_pre = 0  # chunks embedded elsewhere
+        todo = [d for d in new if d.id not in embedded]
+        splits: dict[str, tuple] = {}
+        for i in range(0, len(todo), CHUNK_SLICE):
+            part = todo[i : i + CHUNK_SLICE]
+            splits.update(zip((d.id for d in part), self.chunker.split_many(part)))
+            if progress:
+                progress("chunking", min(i + CHUNK_SLICE, len(todo)), len(todo))
         for n, d in enumerate(new):
             pre = embedded.get(d.id)
             if pre is not None:
@@ -231,7 +239,7 @@ class Indexer:
                 parts_v.append(np.asarray(pre.vectors, dtype=np.float32).reshape(len(starts), -1))
                 n_pre += len(starts)
             else:
-                chunks, chunk_ids = self.chunker.split(d)
+                chunks, chunk_ids = splits.pop(d.id)
                 ids.extend(chunk_ids)
                 idx, starts, ends, toks = ([c.index for c in chunks], [c.start for c in chunks],
                                            [c.end for c in chunks], [c.n_tokens for c in chunks])
@@ -242,8 +250,6 @@ class Indexer:
             parts_s.append(np.asarray(starts, dtype=np.int64))
             parts_e.append(np.asarray(ends, dtype=np.int64))
             parts_t.append(np.asarray(toks, dtype=np.int64))
-            if progress and (n % 50 == 0 or n == len(new) - 1):
-                progress("chunking", n + 1, len(new))
         done = [0]
 
         def tick(k: int) -> None:

@@ -90,3 +90,12 @@ def test_offset_invariant_on_arbitrary_text(encoder, text):
     for c, cid in zip(chunks, ids):
         assert doc.text[c.start:c.end] == c.text
         assert len(cid) == c.n_tokens <= 24
+
+
+def test_split_many_equals_split_one_by_one(encoder):
+    docs = [Document(f"d{i}", f"Report {i}. " + "The council met on Tuesday and agreed the budget. " * (i * 7) + "End.")
+            for i in range(6)] + [Document("empty-ish", "   ")]
+    chunker = Chunker(encoder.tokenize, ChunkSettings(max_tokens=40, overlap_tokens=8, min_tokens=4),
+                      encoder.tokenize_many)
+    assert chunker.split_many(docs) == [chunker.split(d) for d in docs]
+    assert sum(len(c) for c, _ in chunker.split_many(docs)) > len(docs)
