@@ -44,7 +44,7 @@ def main(argv=None) -> int:
         configs[f"mix{w}"] = Settings(fusion="mix", dense_weight=w)
     if a.configs:
         configs = {k: v for k, v in configs.items() if k in a.configs}
-    out = {"questions": len(qs.questions), "chunks": len(store), "precision": encoder.precision}
+    out = {"questions": len(qs.questions), "chunks": len(store), "precision": encoder.resolved_precision}
     for name, s in configs.items():
         r = Retriever(store, encoder, s)
         ranks, lat = [], []

@@ -5,7 +5,7 @@ Why not ``SentenceTransformer.encode``: indexing is almost all encoding, so the 
   tokenised twice.
 - Batches are sorted by length, so padding is small.
 - The arithmetic runs in bf16 on a CPU that has it natively (AVX512-BF16/AMX: half the time of fp32, vectors
-  within cosine 0.9999) and in fp16 on a GPU, with large batches, the next batch padded on the host while the GPU
+  within cosine 0.9999 measured) and in fp16 on a GPU, with large batches, the next batch padded on the host while the GPU
   computes (``precision``; ``qa bench`` and ``benchmarks/retrieval.py`` measure speed and recall).
 - No pooler: only the token states are used, so the model is loaded without its pooling layer.
 """
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .models import (EMBEDDING_MODEL_NAME, embedding_model_path, quiet_third_party, resolve_device, resolve_precision,
-                     set_cpu_threads)
+from .models import (EMBEDDING_MODEL_NAME, check_precision, embedding_model_path, quiet_third_party, resolve_device,
+                     resolve_precision, set_cpu_threads)
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,7 @@ class Encoder:
             raise ValueError(f"max_tokens must be in [8, {MAX_TOKENS}]")
         self.model_path = Path(model_path) if model_path else embedding_model_path()
         self.device_setting = device
+        check_precision(precision, device)
         self.precision_setting = precision
         self._dtype = None
         self.batch_size = batch_size
@@ -68,8 +69,8 @@ class Encoder:
     #                  (cosine >= 0.9999 to fp32), so one index serves every precision
 
     @property
-    def precision(self) -> str:
-        """The arithmetic actually used (after warm_up): 'fp32', 'bf16' or 'fp16'."""
+    def resolved_precision(self) -> str:
+        """The arithmetic the model runs in, 'fp32', 'bf16' or 'fp16' (loads the model)."""
         self.warm_up()
         return str(self._dtype).replace("torch.", "").replace("float32", "fp32").replace("bfloat16", "bf16") \
             .replace("float16", "fp16")

@@ -20,7 +20,8 @@ from typing import Protocol
 
 import numpy as np
 
-from .models import quiet_third_party, reader_model_path, resolve_device, resolve_precision, set_cpu_threads
+from .models import (check_precision, quiet_third_party, reader_model_path, resolve_device, resolve_precision,
+                     set_cpu_threads)
 from .types import Chunk, Span
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ class SpanReader:
         self.null_threshold = float(cfg.get("null_threshold", 0.0))
         self.max_answer_tokens = max_answer_tokens or int(cfg.get("max_answer_tokens", 30))
         self.device_setting = device
+        check_precision(precision, device)
         self.precision_setting = precision
         self.batch_size = batch_size
         self._model = None
