@@ -26,6 +26,7 @@ from .embed import Encoder
 from .errors import QAError
 from .indexer import Embedded, Indexer, IndexReport, Progress
 from .ingest import DEFAULT_MAX_BYTES, IngestResult, Skipped, iter_targets, load_target, merge_loaded
+from .models import resolve_precision
 from .settings import Settings
 from .store import content_hash
 from .types import Document
@@ -51,8 +52,8 @@ def ray_sync(settings: Settings, paths: Sequence[str | os.PathLike], *, address:
              progress: Progress | None = None, lock_wait_s: float = 0.0) -> IndexReport:
     """``Indexer(settings).sync(paths)``, with the reading, chunking and embedding done on a Ray cluster.
 
-    ``address``: the cluster ("auto" on one of its nodes, "HEAD_IP:6379"); None connects to ``$RAY_ADDRESS`` or
-    starts a local one. A Ray session this process already holds is used as it is, and left open. ``num_encoders``: encoder
+    ``address``: the cluster ("auto" on one of its nodes, "HEAD_IP:6379"); None connects to ``$RAY_ADDRESS``, else
+    to a Ray cluster already running on this machine, else starts a local one. A Ray session this process already holds is used as it is, and left open. ``num_encoders``: encoder
     actors (default: an autoscaling pool up to the cluster's CPUs, or GPUs with ``use_gpu``, each actor then
     holding one GPU).
     """
@@ -60,18 +61,27 @@ def ray_sync(settings: Settings, paths: Sequence[str | os.PathLike], *, address:
     ray = _import_ray()
     if num_encoders is not None and num_encoders < 1:
         raise ValueError("num_encoders must be >= 1")
+    if settings.device != "auto" and settings.device.startswith("cuda") != use_gpu:
+        raise QAError(f"with --ray the encoders' device follows --gpu; drop --device {settings.device}"
+                      + ("" if use_gpu else " or add --gpu"))
+    try:  # refuse here, in one line, what every encoder actor would refuse
+        resolve_precision(settings.precision, "cuda" if use_gpu else "cpu")
+    except ValueError as e:
+        raise QAError(str(e)) from None
     paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     indexer = Indexer(settings)
     targets = [{"seq": i, "path": p, "file_id": f, "problem": why} for i, (p, f, why) in enumerate(iter_targets(paths))]
     known = {} if rebuild else indexer.content_hashes()
-    started = not ray.is_initialized()
-    if started:
-        ray.init(address=address, **({"include_dashboard": False} if address is None else {}))
-    try:
-        rows = _run(ray, targets, known, settings, num_encoders, use_gpu, progress) if targets else []
-    finally:
+    rows: list[dict] = []
+    if targets:
+        started = not ray.is_initialized()
         if started:
-            ray.shutdown()
+            ray.init(address=address, **({"include_dashboard": False} if address is None else {}))
+        try:
+            rows = _run(ray, targets, known, settings, num_encoders, use_gpu, progress)
+        finally:
+            if started:
+                ray.shutdown()
     result, embedded = _merge(rows, indexer.encoder.dim)
     report = indexer.sync_loaded(paths, result, embedded=embedded, rebuild=rebuild, progress=progress,
                                  lock_wait_s=lock_wait_s)
@@ -118,6 +128,7 @@ def _merge(rows: list[dict], dim: int) -> tuple[IngestResult, dict[str, Embedded
     """
     per_file: list[tuple[str, list[Document], list[Skipped]]] = []
     embedded: dict[str, Embedded] = {}
+    seen: set[str] = set()
     rows = sorted(rows, key=lambda r: (r["seq"], r["pos"]))
     for _, group in itertools.groupby(rows, key=lambda r: r["seq"]):
         group = list(group)
@@ -126,7 +137,10 @@ def _merge(rows: list[dict], dim: int) -> tuple[IngestResult, dict[str, Embedded
                                             for r in docs],
                          [Skipped(r["path"], r["reason"]) for r in group if r["reason"] is not None]))
         for r in docs:
-            if not r["unchanged"] and r["id"] not in embedded:
+            if r["id"] in seen:  # a later duplicate: merge_loaded skips it, so its chunks must not stand in
+                continue
+            seen.add(r["id"])
+            if not r["unchanged"]:
                 embedded[r["id"]] = Embedded(
                     np.asarray(r["chunk_index"], dtype=np.int64), np.asarray(r["chunk_start"], dtype=np.int64),
                     np.asarray(r["chunk_end"], dtype=np.int64), np.asarray(r["chunk_tokens"], dtype=np.int64),

@@ -19,7 +19,8 @@ from .errors import IndexCorrupt, IndexIncompatible, IndexNotFound
 from .ingest import IngestResult, Skipped, load_paths
 from .settings import Settings
 from .sparse import build_bm25
-from .store import IndexData, IndexStore, content_hash, current_generation, write_generation, write_lock
+from .store import (IndexData, IndexStore, content_hash, current_generation, read_manifest, write_generation,
+                    write_lock)
 from .types import Document
 
 log = logging.getLogger(__name__)
@@ -191,9 +192,18 @@ class Indexer:
         return report
 
     def content_hashes(self) -> dict[str, str]:
-        """Report id -> content hash in the index as it stands (empty when there is none, or it must be rebuilt)."""
-        old = self._open_existing()
-        return {} if old is None else {d.id: old.document_hash(d.id) for d in old.data.documents}
+        """Report id -> content hash in the live manifest (empty when there is no index, or it must be rebuilt).
+
+        A hint for work done before the write: the locked write compares every report again.
+        """
+        try:
+            manifest = read_manifest(current_generation(self.root), self.root)
+        except (IndexNotFound, IndexCorrupt, IndexIncompatible):
+            return {}
+        if any(manifest.get(k) != v for k, v in manifest_expectations(self.encoder, self.settings).items()):
+            return {}
+        hashes = manifest.get("document_hashes")
+        return {str(k): str(v) for k, v in hashes.items()} if isinstance(hashes, dict) else {}
 
     def _open_existing(self) -> IndexStore | None:
         try:

@@ -232,7 +232,7 @@ class IndexStore:
         import bm25s
         import faiss
 
-        manifest = _read_manifest(gen, root)
+        manifest = read_manifest(gen, root)
         for key, want in (expect or {}).items():
             have = manifest.get(key)
             if have != want:
@@ -286,7 +286,8 @@ class IndexStore:
         return np.flatnonzero(np.isin(self.data.chunk_doc, pos))
 
 
-def _read_manifest(gen: Path, root: Path) -> dict:
+def read_manifest(gen: Path, root: Path) -> dict:
+    """A generation's manifest, checked for format; IndexCorrupt / IndexIncompatible otherwise."""
     try:
         manifest = json.loads((gen / "manifest.json").read_text())
     except FileNotFoundError:

@@ -195,7 +195,7 @@ def test_a_write_between_reading_current_and_the_files_is_not_corruption(seed_in
     from qa.types import Document
 
     TALLY["corruption:pruned-under-reader"] += 1
-    real = qa.store._read_manifest
+    real = qa.store.read_manifest
     fired = []
 
     def write_first(gen, root):
@@ -205,7 +205,7 @@ def test_a_write_between_reading_current_and_the_files_is_not_corruption(seed_in
                 Indexer(Settings(index_dir=str(root)), encoder).upsert([Document("late", f"Late report {n}.", "Late")])
         return real(gen, root)
 
-    monkeypatch.setattr(qa.store, "_read_manifest", write_first)
+    monkeypatch.setattr(qa.store, "read_manifest", write_first)
     store = IndexStore.open(seed_index_copy)
     assert fired and SEED_ID in store.documents  # the old generation or the new one, either is right
     assert store.generation.name in {fired[0], f"gen-{1 + writes:06d}"}

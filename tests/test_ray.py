@@ -106,3 +106,50 @@ def test_missing_ray_says_what_to_install(corpus, tmp_path, monkeypatch, capsys)
 def test_ray_options_need_ray(corpus, tmp_path, capsys):
     assert main(["index", str(corpus), "--index", str(tmp_path / "i"), "--encoders", "2", "-q"]) == 2
     assert "go with --ray" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("extra, says", [(["--device", "cuda"], "follows --gpu"),
+                                         (["--precision", "fp16"], "needs a GPU")])
+def test_settings_the_actors_would_refuse_are_refused_first(corpus, tmp_path, capsys, extra, says):
+    assert main(["index", str(corpus), "--index", str(tmp_path / "i"), "--ray", "-q", *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert says in err and len(err.splitlines()) == 1
+
+
+def test_gpu_on_a_cluster_without_one_is_refused(corpus, tmp_path, ray_cluster):
+    from qa.errors import QAError
+
+    with pytest.raises(QAError, match="no GPU"):
+        ray_sync(Settings(index_dir=str(tmp_path / "i")), [corpus], use_gpu=True)
+
+
+def test_the_first_report_with_an_id_keeps_its_own_chunks():
+    from qa.distributed import _merge
+
+    def row(seq, text, unchanged, start):
+        return {"seq": seq, "pos": 0, "path": f"f{seq}.txt", "reason": None, "id": "dup", "text": text, "title": "t",
+                "date": None, "source": f"f{seq}.txt", "unchanged": unchanged, "chunk_index": [0],
+                "chunk_start": [start], "chunk_end": [len(text)], "chunk_tokens": [3],
+                "vectors": np.ones(4, dtype=np.float32).tobytes()}
+
+    # the first copy is unchanged in the index; the later duplicate differs and was embedded
+    result, embedded = _merge([row(1, "a longer later copy", False, 2), row(0, "short", True, 0)], dim=4)
+    assert [d.text for d in result.documents] == ["short"] and "dup" not in embedded
+    assert [s.reason for s in result.skipped] == ["duplicate id dup (also from f0.txt)"]
+    result, embedded = _merge([row(0, "short", False, 0), row(1, "a longer later copy", False, 2)], dim=4)
+    assert embedded["dup"].end.tolist() == [5]
+
+
+def test_an_incompatible_index_is_rebuilt_whole(corpus, tmp_path, ray_cluster):
+    import json
+
+    idx = tmp_path / "i"
+    ray_sync(Settings(index_dir=str(idx)), [corpus], num_encoders=1)
+    gen = IndexStore.open(idx).generation
+    manifest = json.loads((gen / "manifest.json").read_text())
+    manifest["embedding_model"] = "some/other-model"
+    (gen / "manifest.json").write_text(json.dumps(manifest))
+    assert Indexer(Settings(index_dir=str(idx))).content_hashes() == {}
+    again = ray_sync(Settings(index_dir=str(idx)), [corpus], num_encoders=1)
+    assert again.unchanged == [] and again.chunks_embedded == again.n_chunks > 0
+    assert IndexStore.open(idx, expect={"embedding_model": Encoder.name}).data.documents
