@@ -7,6 +7,8 @@ threshold on the validation split, and writes fp16 safetensors + config + tokeni
 
 GPU (full recipe):   python training/train_reader.py --data ../shared/data/qa-train --out build/reader
 CPU (reduced):       python training/train_reader.py --cpu-recipe --out build/reader-cpu   (resumable)
+Distillation:        ... --teachers DIR1,DIR2 [--distill-alpha 0.5 --distill-temperature 2] [--init DIR]
+                     (loss = (1 - alpha) * CE + alpha * T^2 * KL(ensemble || student); see training/README.md)
 
 Only torch, transformers, safetensors and numpy are needed, so it runs on a bare GPU machine.
 """
@@ -24,6 +26,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -209,6 +212,87 @@ def prepare(args, tokenizer) -> tuple[dict, dict, list[Example], dict]:
     return bundle
 
 
+# --- ensemble distillation (only used with --teachers) ---
+def _distill_mask(tt: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Positions the distillation term covers: [CLS] (no answer) and the context tokens.
+
+    The hard-label loss is a softmax over every position of the padded window, but its targets are only ever
+    [CLS] or a context token, and decoding (``best_spans``) reads only those; the question, both [SEP]s and the
+    padding are left out of both the teacher and the student distribution (the same mask for both).
+    Context = token type 1 without the window's final [SEP] (the last real token).
+    """
+    m = (tt == 1) & (mask == 1)
+    m[torch.arange(m.shape[0], device=m.device), mask.sum(1) - 1] = False
+    m[:, 0] = True
+    return m
+
+
+def _masked(logits: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    # a finite fill: exp(-1e4 / T) is exactly 0 in fp32, and 0 * (finite log-prob) stays 0 in the KL
+    return logits.float().masked_fill(~keep, -1e4)
+
+
+def _teacher_probs(teachers, ids, tt, mask, keep, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Average of the teachers' start/end distributions at temperature T over the kept positions."""
+    ps = pe = None
+    for t in teachers:
+        o = t(input_ids=ids, token_type_ids=tt, attention_mask=mask)
+        s = torch.softmax(_masked(o.start_logits, keep) / temperature, -1)
+        e = torch.softmax(_masked(o.end_logits, keep) / temperature, -1)
+        ps, pe = (s, e) if ps is None else (ps + s, pe + e)
+    return ps / len(teachers), pe / len(teachers)
+
+
+def _kl(student_logits: torch.Tensor, p_teacher: torch.Tensor, keep: torch.Tensor, temperature: float) -> torch.Tensor:
+    """KL(teacher || student) per window, summed over positions, averaged over the batch."""
+    log_q = torch.log_softmax(_masked(student_logits, keep) / temperature, -1)
+    return (torch.xlogy(p_teacher, p_teacher) - p_teacher * log_q).sum(-1).mean()
+
+
+class _Ensemble(torch.nn.Module):
+    """The teachers as one model with averaged logits (for a validation pass only); always in eval mode."""
+
+    def __init__(self, models):
+        super().__init__()
+        self.models = torch.nn.ModuleList(models)
+
+    def train(self, mode: bool = True):  # evaluate() calls model.train() when it is done
+        return super().train(False)
+
+    def forward(self, **kw):
+        with torch.autocast(kw["input_ids"].device.type, enabled=False):
+            outs = [m(**kw) for m in self.models]
+        return SimpleNamespace(start_logits=torch.stack([o.start_logits.float() for o in outs]).mean(0),
+                               end_logits=torch.stack([o.end_logits.float() for o in outs]).mean(0))
+
+
+def _check_same_tokenizer(folder: str, tokenizer) -> None:
+    """Teachers and --init must share the student's vocabulary, so that logits align token for token."""
+    from transformers import AutoTokenizer
+
+    other = AutoTokenizer.from_pretrained(folder)
+    q, c = "Who wrote the report in 1998?", "The 1998 report (page 3) was written by J. Smith-Jones, an engineer."
+    if len(other) != len(tokenizer) or other(q, c)["input_ids"] != tokenizer(q, c)["input_ids"]:
+        raise ValueError(f"{folder}: its tokenizer differs from the student's; logits would not align")
+
+
+def load_teachers(args, tokenizer, device) -> list:
+    """The teacher readers, fp16 on a GPU (fp32 on a CPU), in eval mode, without gradients."""
+    from transformers import AutoModelForQuestionAnswering
+
+    dtype = torch.float16 if device.type == "cuda" else torch.float32
+    teachers = []
+    for folder in [d.strip() for d in args.teachers.split(",") if d.strip()]:
+        _check_same_tokenizer(folder, tokenizer)
+        t = AutoModelForQuestionAnswering.from_pretrained(folder, dtype=dtype).to(device).eval()
+        for p in t.parameters():
+            p.requires_grad_(False)
+        teachers.append(t)
+    if not teachers:
+        raise ValueError("--teachers names no folder")
+    return teachers
+
+
 def _state_cpu(model) -> dict:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
@@ -226,7 +310,29 @@ def train(args) -> dict:
     tok_train, tok_val, val_examples, stats = prepare(args, tokenizer)
     if args.prepare_only:
         return stats
-    model = AutoModelForQuestionAnswering.from_pretrained(args.base, dtype=torch.float32).to(device)
+    if args.init:
+        _check_same_tokenizer(args.init, tokenizer)
+    model = AutoModelForQuestionAnswering.from_pretrained(args.init or args.base, dtype=torch.float32).to(device)
+    teachers, distill = None, None
+    if args.teachers:
+        rng_state = torch.get_rng_state()  # loading and scoring the teachers must not move the student's seed
+        teachers = load_teachers(args, tokenizer, device)
+        alpha, temp = args.distill_alpha, args.distill_temperature
+        m_ens = evaluate(_Ensemble(teachers), tok_val, val_examples, device, args.batch * 4, args.max_answer_tokens)
+        s_ens = (m_ens["best_f1"] + m_ens["has_ans_f1_by_source"].get("new_wiki_v1.0", m_ens["has_ans_f1"])) / 2
+        teacher_scores = {}
+        for folder in args.teachers.split(","):
+            summ = Path(folder.strip()) / "training_summary.json"
+            if summ.exists():
+                teacher_scores[folder.strip()] = json.loads(summ.read_text()).get("selection_score")
+        distill = {"teachers": teacher_scores or args.teachers.split(","), "alpha": alpha, "temperature": temp,
+                   "loss": "(1 - alpha) * CE + alpha * T^2 * KL(mean of teachers' softmax(z/T) || softmax(z/T))",
+                   "positions": "[CLS] + context tokens (question, [SEP]s and padding masked in the KL term)",
+                   "teacher_dtype": str(next(teachers[0].parameters()).dtype),
+                   "teacher_ensemble_selection_score": s_ens, "teacher_ensemble_validation": m_ens}
+        log.info("distillation from %d teachers (alpha %.2f, T %.2f); teacher ensemble (mean logits): score %.2f %s",
+                 len(teachers), alpha, temp, s_ens, json.dumps(m_ens))
+        torch.set_rng_state(rng_state)
     weights = [args.wiki_weight if s.startswith("new_wiki") else 1.0 for s in tok_train["source"]]
     rng = random.Random(args.seed)
     steps_per_epoch = math.ceil(sum(weights) / args.batch)
@@ -262,6 +368,7 @@ def train(args) -> dict:
         if args.max_steps:
             batches = batches[: args.max_steps]
         t_ep, loss_sum, n_loss = time.time(), 0.0, 0
+        ce_sum = kl_sum = 0.0
         for step in range(start_step if epoch == start_epoch else 0, len(batches)):
             idx = batches[step]
             ids, tt, mask = _pad([tok_train["input_ids"][i] for i in idx], [tok_train["token_type_ids"][i] for i in idx])
@@ -272,6 +379,18 @@ def train(args) -> dict:
             ls = torch.nn.functional.cross_entropy(o.start_logits.float(), s, label_smoothing=args.label_smoothing)
             le = torch.nn.functional.cross_entropy(o.end_logits.float(), e, label_smoothing=args.label_smoothing)
             loss = (ls + le) / 2
+            if teachers is not None:
+                ids_d, tt_d, mask_d = ids.to(device), tt.to(device), mask.to(device)
+                keep = _distill_mask(tt_d, mask_d)
+                with torch.inference_mode():
+                    p_s, p_e = _teacher_probs(teachers, ids_d, tt_d, mask_d, keep, temp)
+                p_s, p_e = p_s.clone(), p_e.clone()  # inference tensors cannot be saved for backward
+                kl = (_kl(o.start_logits, p_s, keep, temp) + _kl(o.end_logits, p_e, keep, temp)) / 2
+                ce = loss
+                loss = (1 - alpha) * ce + alpha * temp * temp * kl
+                if step % 20 == 0:
+                    ce_sum += ce.item()
+                    kl_sum += kl.item()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step(); sched.step(); opt.zero_grad(set_to_none=True)
@@ -290,6 +409,11 @@ def train(args) -> dict:
         score = (metrics["best_f1"] + metrics["has_ans_f1_by_source"].get("new_wiki_v1.0", metrics["has_ans_f1"])) / 2
         entry = {"epoch": epoch + 1, "loss": loss_sum / max(1, n_loss), "epoch_s": round(time.time() - t_ep, 1),
                  "selection_score": score, **metrics}
+        if teachers is not None:
+            parts = {"ce": ce_sum / max(1, n_loss), "kl": kl_sum / max(1, n_loss)}
+            entry = {"epoch": entry.pop("epoch"), "loss": entry.pop("loss"), **parts, **entry}
+            log.info("epoch %d loss parts: total %.4f = (1 - %.2f) * ce %.4f + %.2f * T^2 * kl %.4f (means of every "
+                     "20th step)", epoch + 1, entry["loss"], alpha, parts["ce"], alpha, parts["kl"])
         log.info("epoch %d: %s", epoch + 1, json.dumps(entry))
         history.append(entry)
         state = _state_cpu(model)
@@ -320,6 +444,12 @@ def train(args) -> dict:
         "validation": best["metrics"], "history": history, "data": stats,
         "recipe": {k: v for k, v in vars(args).items() if k not in ("data", "out", "cache", "base")},
     }
+    # options left at their defaults without effect are not recorded, so that such runs' outputs stay as before
+    unused = ({"init"} if not args.init else set()) | (set() if teachers else {"teachers", "distill_alpha",
+                                                                               "distill_temperature"})
+    summary["recipe"] = {k: v for k, v in summary["recipe"].items() if k not in unused}
+    if distill is not None:
+        summary["distillation"] = distill
     save(model, tokenizer, out, best["metrics"]["null_threshold"], args, summary)
     if ckpt.exists():
         ckpt.unlink()
@@ -365,7 +495,17 @@ def parse_args(argv=None):
     p.add_argument("--no-resume", action="store_true")
     p.add_argument("--cpu-recipe", action="store_true",
                    help="reduced recipe for a CPU: 6k examples, windows of 256, 1 epoch, checkpoints every 50 steps")
+    p.add_argument("--init", default=None,
+                   help="start from this trained reader's weights (head included) instead of --base's; "
+                        "the tokenizer still comes from --base and must match")
+    p.add_argument("--teachers", default=None,
+                   help="DIR[,DIR...]: trained readers whose averaged start/end distributions the student learns")
+    p.add_argument("--distill-alpha", type=float, default=0.5,
+                   help="weight of the distillation term: (1 - alpha) * CE + alpha * T^2 * KL")
+    p.add_argument("--distill-temperature", type=float, default=2.0, help="softmax temperature T of the KL term")
     args = p.parse_args(argv)
+    if not 0.0 <= args.distill_alpha <= 1.0 or args.distill_temperature <= 0:
+        p.error("--distill-alpha must lie in [0, 1] and --distill-temperature be positive")
     if args.cpu_recipe:
         args.max_len, args.stride, args.batch, args.epochs = 256, 96, 16, 1
         args.max_train_examples = args.max_train_examples or 6000
