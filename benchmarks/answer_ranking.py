@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from qa.assistant import RETRIEVAL_LOGITS, Assistant  # noqa: E402
+from qa.assistant import RETRIEVAL_LOGITS, Assistant, _logit  # noqa: E402
 from qa.evalrun import corpus_index  # noqa: E402
 from qa.metrics import exact_score, f1_score, normalize_answer  # noqa: E402
 from qa.questions import load_questions, sample  # noqa: E402
@@ -31,37 +30,33 @@ from qa.settings import Settings  # noqa: E402
 READ = 10
 
 
-def _logit(p: float) -> float:
-    p = min(max(p, 1e-12), 1 - 1e-12)
-    return math.log(p / (1 - p))
-
-
 def rule_pick(reads, k: int, rule: str, w: float, threshold: float):
-    """(answer text or None) for one question's reads [(retrieval score, span or None)] under a rule."""
+    """(answer text or None) for one question's reads [(retrieval score, span or None)] under a rule.
+
+    As in ``qa.assistant._compose_answer``: only spans at or above the threshold can be the answer.
+    """
     reads = reads[:k]
     top = max((r for r, _ in reads), default=0.0) or 1.0
-    groups: dict[str, list[tuple[float, float]]] = {}
+    groups: dict[str, list[float]] = {}
     texts: dict[str, str] = {}
     for r, sp in reads:
-        if sp is None:
+        if sp is None or sp["conf"] < threshold:
             continue
         key = normalize_answer(sp["text"]) or sp["text"]
         if rule == "product":  # the rule shipped before: confidence x (1 - w + w x retrieval/top)
             score = sp["conf"] * (1 - w + w * r / top)
-        else:  # the shipped rule: margin (logit of the confidence) plus up to RETRIEVAL_LOGITS x w for retrieval
+        else:  # the shipped rule: margin plus up to RETRIEVAL_LOGITS x w for retrieval
             margin = sp["margin"] if sp["margin"] is not None else _logit(sp["conf"])
             score = margin + RETRIEVAL_LOGITS * w * (r / top)
-        groups.setdefault(key, []).append((score, sp["conf"]))
+        groups.setdefault(key, []).append(score)
         texts.setdefault(key, sp["text"])
     if not groups:
         return None
     if rule == "vote":  # agreement: the group's scores summed in probability space (log-sum-exp of margins)
-        agg = {g: float(np.logaddexp.reduce([s for s, _ in m])) for g, m in groups.items()}
+        agg = {g: float(np.logaddexp.reduce(m)) for g, m in groups.items()}
     else:
-        agg = {g: max(s for s, _ in m) for g, m in groups.items()}
-    best = max(agg, key=agg.get)
-    conf = max(c for _, c in groups[best])
-    return texts[best] if conf >= threshold else None
+        agg = {g: max(m) for g, m in groups.items()}
+    return texts[max(agg, key=agg.get)]
 
 
 def main(argv=None) -> int:

@@ -120,3 +120,76 @@ def test_gold_context_reader(seed_assistant):
     assert a.text and "Swiss Alps" in a.text
     c = a.citations[0]
     assert ctx[c.answer_start:c.answer_end] == a.text
+
+
+# --- ranking answers across passages (qa.assistant._compose_answer), with hand-built hits and spans ---
+def _passages(*texts):
+    from qa.types import Chunk, Document
+
+    docs = {f"r{i}": Document(f"r{i}", t, f"Report {i}") for i, t in enumerate(texts)}
+    chunks = [Chunk(f"r{i}", 0, 0, len(t), t) for i, t in enumerate(texts)]
+    return docs, chunks
+
+
+def _span(chunk, text, score, margin=None):
+    from qa.types import Span
+
+    start = chunk.text.index(text)
+    return Span(chunk, start, start + len(text), text, score, margin)
+
+
+def _compose(hits, spans, docs, threshold=0.5, weight=0.5):
+    from qa.assistant import _compose_answer
+
+    return _compose_answer("q?", hits, spans, docs, weight, threshold)
+
+
+def test_answers_rank_by_margin_plus_retrieval():
+    from qa.types import Hit
+
+    docs, (a, b) = _passages("The law passed in 2012.", "Some say it passed in 2010.")
+    hits = [Hit(a, 0.9), Hit(b, 0.5)]
+    # both near-certain: the margins tell them apart, where their confidences (both ~1.0) would not
+    ans = _compose(hits, [_span(a, "2012", 0.99995, 10.0), _span(b, "2010", 0.999999, 14.0)], docs)
+    assert ans.text == "2010"  # 14 + 5*0.5/0.9 = 16.8 beats 10 + 5 = 15
+    ans = _compose(hits, [_span(a, "2012", 0.99995, 10.0), _span(b, "2010", 0.99997, 11.0)], docs)
+    assert ans.text == "2012"  # 10 + 5 = 15 beats 11 + 2.8
+    assert ans.citations[0].doc_id == "r0"
+
+
+def test_equal_ranks_go_to_the_better_retrieved_passage_and_equal_answers_merge():
+    from qa.types import Hit
+
+    docs, (a, b, c) = _passages("It was 2012.", "Also 2012 here.", "Or 2011.")
+    hits = [Hit(a, 0.8), Hit(b, 0.8), Hit(c, 0.8)]
+    spans = [_span(c, "2011", 0.9, 3.0), _span(b, "2012", 0.9, 3.0), _span(a, "2012", 0.9, 3.0)]
+    ans = _compose(hits, spans, docs)
+    assert ans.text == "2012" and [x.doc_id for x in ans.citations] == ["r0", "r1"]
+
+
+def test_rules_reader_spans_without_margin_rank_by_the_logit_of_their_score():
+    from qa.types import Hit
+
+    docs, (a, b) = _passages("Founded in 1990.", "Founded in 1995.")
+    ans = _compose([Hit(a, 0.5), Hit(b, 0.5)], [_span(a, "1990", 0.4), _span(b, "1995", 0.7)], docs, threshold=0.3)
+    assert ans.text == "1995"
+
+
+def test_a_retrieval_bonus_never_turns_a_confident_answer_into_not_found():
+    from qa.types import Hit
+
+    docs, (a, b) = _passages("Maybe 2001.", "Clearly 2003.")
+    hits = [Hit(a, 0.9), Hit(b, 0.5)]
+    # the top passage's weak span outranks the other (margin -0.4 + 5 > 1.7 + 2.8) but is below the threshold
+    ans = _compose(hits, [_span(a, "2001", 0.40, -0.4), _span(b, "2003", 0.85, 1.7)], docs)
+    assert ans.text == "2003" and ans.score == 0.85
+    none = _compose(hits, [_span(a, "2001", 0.40, -0.4), _span(b, "2003", 0.45, -0.2)], docs)
+    assert none.text is None and none.score == 0.45 and len(none.citations) == 2
+
+
+def test_a_span_from_a_passage_not_among_the_hits_still_counts_without_bonus():
+    from qa.types import Hit
+
+    docs, (a, b) = _passages("Rome.", "Paris.")
+    ans = _compose([Hit(a, 0.9)], [_span(a, "Rome", 0.6, 0.4), _span(b, "Paris", 0.99, 6.0)], docs)
+    assert ans.text == "Paris"  # 6 + 0 beats 0.4 + 5

@@ -97,3 +97,27 @@ def test_missing_model_names_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setenv("QA_READER_MODEL", str(tmp_path / "nothing"))
     with pytest.raises(ModelNotFound, match="training/train_reader.py"):
         SpanReader()
+
+
+def test_span_margins_match_confidences_and_fp16_on_cpu_is_refused(span_reader):
+    import math
+
+    from qa.reader import SpanReader
+
+    text = "The Anti-Human Trafficking Law was passed by Iraq's parliament in 2012 after years of debate."
+    (sp,) = span_reader.read("When did Iraq pass its anti-trafficking law?", [Chunk("d", 0, 0, len(text), text)])
+    assert sp.text == "2012" and sp.margin is not None
+    assert math.isclose(1 / (1 + math.exp(-sp.margin)), sp.score, rel_tol=1e-9)
+    with pytest.raises(ValueError, match="needs a GPU"):
+        SpanReader(device="cpu", precision="fp16")
+
+
+def test_bf16_reader_agrees_with_fp32():
+    from qa.reader import SpanReader
+
+    squad = json.loads((DATA / "squad_sample.json").read_text())
+    items = [(qa["question"], p["context"]) for a in squad["data"] for p in a["paragraphs"] for qa in p["qas"]][:24]
+    readers = [SpanReader(precision="fp32"), SpanReader(precision="bf16")]
+    got = [[r.read(q, [Chunk("d", 0, 0, len(c), c)])[0].text for q, c in items] for r in readers]
+    same = sum(x == y for x, y in zip(*got))
+    assert same >= 22, list(zip(*got))  # near-ties may flip in bf16 (2,000 SQuAD questions: EM 60.70 vs 60.65)
