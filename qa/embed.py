@@ -7,7 +7,8 @@ Why not ``SentenceTransformer.encode``: indexing is almost all encoding, so the 
 - The arithmetic runs in bf16 on a CPU that has it natively (AVX512-BF16/AMX: half the time of fp32, vectors
   within cosine 0.9999 measured) and in fp16 on a GPU, with large batches, the next batch padded on the host while the GPU
   computes (``precision``; ``qa bench`` and ``benchmarks/retrieval.py`` measure speed and recall).
-- No pooler: only the token states are used, so the model is loaded without its pooling layer.
+- No pooler: only the token states are used, so the model is loaded without its pooling layer; the forward pass
+  is ``qa/lean_bert.py`` (fused QKV, no per-call bookkeeping), which matters for one-question latency.
 """
 from __future__ import annotations
 
@@ -47,6 +48,7 @@ class Encoder:
         self.max_tokens = max_tokens
         self._tokenizer = None
         self._model = None
+        self._forward = None
         self._device: str | None = None
         self._lock = threading.Lock()
 
@@ -88,8 +90,10 @@ class Encoder:
             model = AutoModel.from_pretrained(str(self.model_path), dtype=torch.float32, add_pooling_layer=False)
             if device == "cpu":
                 set_cpu_threads()
+            model = model.to(device=device, dtype=dtype).eval()
+            self._forward = _forward_for(model)
             self._device, self._dtype = device, dtype
-            self._model = model.to(device=device, dtype=dtype).eval()
+            self._model = model
             log.info("loaded %s on %s (%s)", self.name, device, dtype)
 
     # --- tokenising ---
@@ -178,7 +182,7 @@ class Encoder:
                 t_ids, t_mask = nxt
                 t_ids = t_ids.to(self._device, non_blocking=True)
                 t_mask = t_mask.to(self._device, non_blocking=True)
-                hidden = self._model(input_ids=t_ids, attention_mask=t_mask).last_hidden_state
+                hidden = self._forward(t_ids, t_mask)
                 m = t_mask.unsqueeze(-1).float()
                 pooled = (hidden.float() * m).sum(1) / m.sum(1).clamp(min=1)
                 pooled = torch.nn.functional.normalize(pooled, dim=-1)
@@ -190,3 +194,12 @@ class Encoder:
         for idx, vec in results:
             out[idx] = vec.cpu().numpy()
         return out
+
+
+def _forward_for(model):
+    """(input_ids, attention_mask) -> last hidden states: the lean pass where it is exact, else the model's own."""
+    from .lean_bert import LeanBert, supports
+
+    if supports(model):
+        return LeanBert(model)
+    return lambda ids, mask: model(input_ids=ids, attention_mask=mask).last_hidden_state

@@ -93,3 +93,26 @@ def test_settings_are_validated():
         Encoder(batch_size=0)
     with pytest.raises(ValueError):
         Encoder(max_tokens=1000)
+
+
+def test_lean_forward_equals_bert_model_with_padding():
+    import torch
+
+    from qa.lean_bert import LeanBert, supports
+
+    enc = Encoder(precision="fp32")
+    enc.warm_up()
+    model = enc._model
+    assert supports(model) and isinstance(enc._forward, LeanBert)
+    ids = [enc._ids([t])[0] for t in TEXTS]
+    width = max(map(len, ids)) + 2
+    t_ids = torch.zeros((len(ids), width), dtype=torch.long)
+    t_mask = torch.zeros_like(t_ids)
+    for r, x in enumerate(ids):
+        t_ids[r, : len(x) + 2] = torch.tensor([101, *x, 102])
+        t_mask[r, : len(x) + 2] = 1
+    with torch.inference_mode():
+        want = model(input_ids=t_ids, attention_mask=t_mask).last_hidden_state
+        got = LeanBert(model)(t_ids, t_mask)
+    real = t_mask.bool()
+    assert torch.allclose(got[real], want[real], atol=1e-5)
