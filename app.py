@@ -92,8 +92,6 @@ class ChatService:
     def ask(self, question: str, history: Sequence[Answer] = (), k: int | None = None,
             threshold: float | None = None, doc_ids: Sequence[str] | None = None, date_from: str | None = None,
             date_to: str | None = None) -> Answer:
-        if threshold is not None and not 0.0 <= threshold <= 1.0:
-            raise ValueError("threshold must be between 0 and 1")
         a = self.assistant
         a.reload_if_changed()  # pick up writes by other processes (qa index ...)
         return a.ask(question, list(history)[-MAX_HISTORY:], int(k) if k else None,

@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from qa.assistant import RETRIEVAL_LOGITS, Assistant, _logit  # noqa: E402
+from qa.assistant import RETRIEVAL_LOGITS, Assistant, _compose_answer, _logit  # noqa: E402
 from qa.evalrun import corpus_index  # noqa: E402
 from qa.metrics import exact_score, f1_score, normalize_answer  # noqa: E402
 from qa.questions import load_questions, sample  # noqa: E402
@@ -30,32 +30,34 @@ from qa.settings import Settings  # noqa: E402
 READ = 10
 
 
-def rule_pick(reads, k: int, rule: str, w: float, threshold: float):
-    """(answer text or None) for one question's reads [(retrieval score, span or None)] under a rule.
+def rule_pick(reads, k: int, rule: str, w: float, threshold: float, documents) -> str | None:
+    """(answer text or None) for one question's reads [(hit, span or None)] under a rule.
 
-    As in ``qa.assistant._compose_answer``: only spans at or above the threshold can be the answer.
+    "margin" is the shipped rule, run through the shipped code (``qa.assistant._compose_answer``); "product" (the
+    rule shipped before) and "vote" (margins summed over passages that agree) are the alternatives it was chosen over.
+    As in the shipped code, only spans at or above the threshold can be the answer.
     """
     reads = reads[:k]
-    top = max((r for r, _ in reads), default=0.0) or 1.0
+    if rule == "margin":
+        return _compose_answer("", [h for h, _ in reads], [sp for _, sp in reads if sp is not None], documents, w,
+                               threshold).text
+    top = max((h.score for h, _ in reads), default=0.0) or 1.0
     groups: dict[str, list[float]] = {}
     texts: dict[str, str] = {}
-    for r, sp in reads:
-        if sp is None or sp["conf"] < threshold:
+    for h, sp in reads:
+        if sp is None or sp.score < threshold:
             continue
-        key = normalize_answer(sp["text"]) or sp["text"]
-        if rule == "product":  # the rule shipped before: confidence x (1 - w + w x retrieval/top)
-            score = sp["conf"] * (1 - w + w * r / top)
-        else:  # the shipped rule: margin plus up to RETRIEVAL_LOGITS x w for retrieval
-            margin = sp["margin"] if sp["margin"] is not None else _logit(sp["conf"])
-            score = margin + RETRIEVAL_LOGITS * w * (r / top)
+        key = normalize_answer(sp.text) or sp.text
+        if rule == "product":  # confidence x (1 - w + w x retrieval/top)
+            score = sp.score * (1 - w + w * h.score / top)
+        else:
+            margin = sp.margin if sp.margin is not None else _logit(sp.score)
+            score = margin + RETRIEVAL_LOGITS * w * (h.score / top)
         groups.setdefault(key, []).append(score)
-        texts.setdefault(key, sp["text"])
+        texts.setdefault(key, sp.text)
     if not groups:
         return None
-    if rule == "vote":  # agreement: the group's scores summed in probability space (log-sum-exp of margins)
-        agg = {g: float(np.logaddexp.reduce(m)) for g, m in groups.items()}
-    else:
-        agg = {g: max(m) for g, m in groups.items()}
+    agg = {g: float(np.logaddexp.reduce(m)) if rule == "vote" else max(m) for g, m in groups.items()}
     return texts[max(agg, key=agg.get)]
 
 
@@ -69,16 +71,12 @@ def main(argv=None) -> int:
     s = corpus_index(qs, Settings(), progress=None)
     qs = sample(qs, a.limit, a.seed)
     assistant = Assistant.open(s.index_dir, settings=s)
-    threshold = assistant.threshold
+    threshold, documents = assistant.threshold, assistant.store.documents
     data = []
     for n, q in enumerate(qs.questions):
         hits = assistant.retrieve(q.question, READ)
         spans = {(sp.chunk.doc_id, sp.chunk.index): sp for sp in assistant.reader.read(q.question, [h.chunk for h in hits])}
-        reads = []
-        for h in hits:
-            sp = spans.get((h.chunk.doc_id, h.chunk.index))
-            reads.append((h.score, None if sp is None else {"text": sp.text, "conf": sp.score, "margin": sp.margin}))
-        data.append((q, reads))
+        data.append((q, [(h, spans.get((h.chunk.doc_id, h.chunk.index))) for h in hits]))
         if n % 100 == 0:
             print(f"{n}/{len(qs.questions)}", file=sys.stderr)
     # the shipped rule through the shipped code, as a check that this study scores what `qa ask` does
@@ -87,12 +85,12 @@ def main(argv=None) -> int:
         shipped.append(assistant.ask(q.question).text)
     out = {"questions": len(data), "seed": a.seed, "threshold": threshold, "rules": {}}
     agree = sum(1 for (q, reads), t in zip(data[:50], shipped)
-                if rule_pick(reads, s.k, "margin", s.retrieval_weight, threshold) == t)
+                if rule_pick(reads, s.k, "margin", s.retrieval_weight, threshold, documents) == t)
     out["shipped_rule_reproduced"] = f"{agree}/50"
     for k in (3, 5, 8, 10):
         for rule in ("product", "margin", "vote"):
             for w in (0.0, 0.1, 0.2, 0.3, 0.5, 0.7):
-                preds = [(q, rule_pick(reads, k, rule, w, threshold)) for q, reads in data]
+                preds = [(q, rule_pick(reads, k, rule, w, threshold, documents)) for q, reads in data]
                 em = 100 * np.mean([exact_score(t or "", q.answers) for q, t in preds])
                 f1 = 100 * np.mean([f1_score(t or "", q.answers) for q, t in preds])
                 out["rules"][f"k{k}-{rule}-w{w}"] = {"em": round(float(em), 1), "f1": round(float(f1), 1)}

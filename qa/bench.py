@@ -87,9 +87,7 @@ def run_bench(args, settings: Settings) -> int:
     t_raw = time.perf_counter() - t0
     t_raw_same = None
     if encoder.resolved_precision != "fp32":  # the same arithmetic on both sides, for an honest second ratio
-        import torch
-
-        st = st.to({"bf16": torch.bfloat16, "fp16": torch.float16}[encoder.resolved_precision])
+        st = st.to(encoder.dtype)
         st.encode(texts[:64])
         t0 = time.perf_counter()
         st.encode(texts, batch_size=64)

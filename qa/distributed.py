@@ -215,7 +215,7 @@ class _EmbedChunks:
 
         per_report = batch.column("ids").to_pylist()
         flat = [ids for report in per_report for ids in report]
-        vectors = self.encoder.encode_ids(flat) if flat else np.zeros((0, self.encoder.dim), dtype=np.float32)
+        vectors = self.encoder.encode_ids(flat)
         out, at = [], 0
         for report in per_report:
             out.append(vectors[at : at + len(report)].tobytes())

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .models import (EMBEDDING_MODEL_NAME, check_precision, embedding_model_path, quiet_third_party, resolve_device,
-                     resolve_precision, set_cpu_threads)
+from .models import (EMBEDDING_MODEL_NAME, check_precision, embedding_model_path, precision_name, quiet_third_party,
+                     resolve_device, resolve_precision, set_cpu_threads)
 
 log = logging.getLogger(__name__)
 
@@ -71,11 +71,15 @@ class Encoder:
     #                  (cosine >= 0.9999 to fp32), so one index serves every precision
 
     @property
+    def dtype(self):
+        """The torch dtype the model runs in (loads the model)."""
+        self.warm_up()
+        return self._dtype
+
+    @property
     def resolved_precision(self) -> str:
         """The arithmetic the model runs in, 'fp32', 'bf16' or 'fp16' (loads the model)."""
-        self.warm_up()
-        return str(self._dtype).replace("torch.", "").replace("float32", "fp32").replace("bfloat16", "bf16") \
-            .replace("float16", "fp16")
+        return precision_name(self.dtype)
 
     def warm_up(self) -> None:
         with self._lock:
@@ -114,7 +118,6 @@ class Encoder:
         """Encode raw texts (queries). Texts longer than the model's window are truncated, as the model would."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        self.warm_up()
         texts = list(texts)
         step = self.pipeline_step
         if len(texts) <= step:
@@ -170,19 +173,20 @@ class Encoder:
                 arr[r, 1 : len(x) + 1] = x
                 arr[r, len(x) + 1] = sep_id
                 mask[r, : len(x) + 2] = 1
+            padded = not mask.all()  # known here on the host, so the model need not ask the device
             t_ids, t_mask = torch.from_numpy(arr), torch.from_numpy(mask)
             if self._device != "cpu":
                 t_ids, t_mask = t_ids.pin_memory(), t_mask.pin_memory()
-            return t_ids, t_mask
+            return t_ids, t_mask, padded
 
         results = []
         with torch.inference_mode():
             nxt = pad(batches[0])
             for b, idx in enumerate(batches):
-                t_ids, t_mask = nxt
+                t_ids, t_mask, padded = nxt
                 t_ids = t_ids.to(self._device, non_blocking=True)
                 t_mask = t_mask.to(self._device, non_blocking=True)
-                hidden = self._forward(t_ids, t_mask)
+                hidden = self._forward(t_ids, t_mask if padded else None)
                 m = t_mask.unsqueeze(-1).float()
                 pooled = (hidden.float() * m).sum(1) / m.sum(1).clamp(min=1)
                 pooled = torch.nn.functional.normalize(pooled, dim=-1)

@@ -19,8 +19,8 @@ from .errors import IndexCorrupt, IndexIncompatible, IndexNotFound
 from .ingest import IngestResult, Skipped, load_paths
 from .settings import Settings
 from .sparse import build_bm25
-from .store import (IndexData, IndexStore, content_hash, current_generation, read_manifest, write_generation,
-                    write_lock)
+from .store import (IndexData, IndexStore, check_expectations, content_hash, current_generation, read_manifest,
+                    write_generation, write_lock)
 from .types import Document
 
 log = logging.getLogger(__name__)
@@ -198,9 +198,8 @@ class Indexer:
         """
         try:
             manifest = read_manifest(current_generation(self.root), self.root)
+            check_expectations(manifest, manifest_expectations(self.encoder, self.settings), self.root)
         except (IndexNotFound, IndexCorrupt, IndexIncompatible):
-            return {}
-        if any(manifest.get(k) != v for k, v in manifest_expectations(self.encoder, self.settings).items()):
             return {}
         hashes = manifest.get("document_hashes")
         return {str(k): str(v) for k, v in hashes.items()} if isinstance(hashes, dict) else {}
@@ -232,9 +231,6 @@ class Indexer:
             parts_e.append(old.data.chunk_end[rows])
             parts_t.append(old.data.chunk_tokens[rows])
             parts_v.append(np.asarray(old.data.vectors[rows], dtype=np.float32))
-        ids: list[list[int]] = []
-        pending: list[tuple[int, int]] = []  # (place in parts_v, chunks) of the reports embedded here
-        n_pre = 0  # chunks embedded elsewhere
         todo = [d for d in new if d.id not in embedded]
         splits: dict[str, tuple] = {}
         for i in range(0, len(todo), CHUNK_SLICE):
@@ -242,24 +238,7 @@ class Indexer:
             splits.update(zip((d.id for d in part), self.chunker.split_many(part)))
             if progress:
                 progress("chunking", min(i + CHUNK_SLICE, len(todo)), len(todo))
-        for n, d in enumerate(new):
-            pre = embedded.get(d.id)
-            if pre is not None:
-                idx, starts, ends, toks = pre.index, pre.start, pre.end, pre.tokens
-                parts_v.append(np.asarray(pre.vectors, dtype=np.float32).reshape(len(starts), -1))
-                n_pre += len(starts)
-            else:
-                chunks, chunk_ids = splits.pop(d.id)
-                ids.extend(chunk_ids)
-                idx, starts, ends, toks = ([c.index for c in chunks], [c.start for c in chunks],
-                                           [c.end for c in chunks], [c.n_tokens for c in chunks])
-                pending.append((len(parts_v), len(chunks)))
-                parts_v.append(None)
-            parts_doc.append(np.full(len(starts), len(keep) + n, dtype=np.int64))
-            parts_idx.append(np.asarray(idx, dtype=np.int64))
-            parts_s.append(np.asarray(starts, dtype=np.int64))
-            parts_e.append(np.asarray(ends, dtype=np.int64))
-            parts_t.append(np.asarray(toks, dtype=np.int64))
+        ids = [x for d in todo for x in splits[d.id][1]]
         done = [0]
 
         def tick(k: int) -> None:
@@ -270,9 +249,24 @@ class Indexer:
         dim = self.encoder.dim
         fresh = self.encoder.encode_ids(ids, progress=tick) if ids else np.zeros((0, dim), dtype=np.float32)
         at = 0
-        for place, k in pending:
-            parts_v[place], at = fresh[at : at + k], at + k
-        report.chunks_embedded = len(ids) + n_pre
+        for n, d in enumerate(new):
+            pre = embedded.get(d.id)
+            if pre is None:  # chunked and embedded here, in ``todo`` order
+                chunks = splits[d.id][0]
+                pre = Embedded(np.array([c.index for c in chunks], dtype=np.int64),
+                               np.array([c.start for c in chunks], dtype=np.int64),
+                               np.array([c.end for c in chunks], dtype=np.int64),
+                               np.array([c.n_tokens for c in chunks], dtype=np.int64), fresh[at : at + len(chunks)])
+                at += len(chunks)
+            else:
+                report.chunks_embedded += len(pre.start)  # on the cluster
+            parts_doc.append(np.full(len(pre.start), len(keep) + n, dtype=np.int64))
+            parts_idx.append(pre.index)
+            parts_s.append(pre.start)
+            parts_e.append(pre.end)
+            parts_t.append(pre.tokens)
+            parts_v.append(np.asarray(pre.vectors, dtype=np.float32).reshape(len(pre.start), dim))
+        report.chunks_embedded += len(ids)
 
         def cat(parts, dtype):
             return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)

@@ -35,14 +35,13 @@ class LeanBert:
                                 layer.output.dense, layer.output.LayerNorm))
 
     def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Last hidden states (batch, tokens, hidden); ``attention_mask`` 1 for real tokens, 0 for padding."""
+        """Last hidden states (batch, tokens, hidden); ``attention_mask`` 1 for real tokens, 0 for padding (None:
+        no padding, which the caller knows without a look at the device)."""
         b, n = input_ids.shape
         x = self.norm(self.word[input_ids] + self.position[:n] + self.type0)
         h = self.heads
         d = x.shape[-1] // h
-        mask = None
-        if attention_mask is not None and not bool(attention_mask.all()):
-            mask = attention_mask.bool()[:, None, None, :]  # keys that may be attended to
+        mask = None if attention_mask is None else attention_mask.bool()[:, None, None, :]  # keys to attend to
         for qkv_w, qkv_b, out, norm1, up, down, norm2 in self.layers:
             q, k, v = F.linear(x, qkv_w, qkv_b).view(b, n, 3, h, d).permute(2, 0, 3, 1, 4)
             att = F.scaled_dot_product_attention(q, k, v, attn_mask=mask).transpose(1, 2).reshape(b, n, h * d)

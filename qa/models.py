@@ -74,6 +74,7 @@ def resolve_device(device: str) -> str:
 
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+_DTYPE_NAMES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}  # precision -> torch dtype attribute
 
 
 def cpu_has_native_bf16() -> bool:
@@ -110,7 +111,12 @@ def resolve_precision(precision: str, device: str):
         if not cpu:
             return torch.float16
         return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
-    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    return getattr(torch, _DTYPE_NAMES[precision])
+
+
+def precision_name(dtype) -> str:
+    """torch.bfloat16 -> 'bf16' (the inverse of resolve_precision)."""
+    return next(p for p, attr in _DTYPE_NAMES.items() if str(dtype) == f"torch.{attr}")
 
 
 def set_cpu_threads() -> None:

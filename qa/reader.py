@@ -69,14 +69,15 @@ class SpanReader:
         check_precision(precision, device)
         self.precision_setting = precision
         self.batch_size = batch_size
-        self._model = None
+        self._encoder = None  # the transformer, in the chosen precision; None until warm_up
+        self._head = None  # the start/end layer, fp32
         self._tokenizer = None
         self._device = "cpu"
         self._lock = threading.Lock()
 
     def warm_up(self) -> None:
         with self._lock:
-            if self._model is not None:
+            if self._encoder is not None:
                 return
             import torch
             from transformers import AutoModelForQuestionAnswering, AutoTokenizer
@@ -89,10 +90,9 @@ class SpanReader:
             if device == "cpu":
                 set_cpu_threads()
             # The encoder runs in ``dtype``; the span head stays fp32 so that start/end scores keep their resolution.
-            self._encoder = model.base_model.to(device=device, dtype=dtype).eval()
-            self._head = model.qa_outputs.to(device=device, dtype=torch.float32).eval()
             self._device = device
-            self._model = model
+            self._head = model.qa_outputs.to(device=device, dtype=torch.float32).eval()
+            self._encoder = model.base_model.to(device=device, dtype=dtype).eval()
             log.info("loaded span reader %s on %s (%s)", self.model_path, device, dtype)
 
     max_question_tokens = 64  # a longer question is cut so that every window keeps room for the passage

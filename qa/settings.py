@@ -5,7 +5,7 @@ import os
 from dataclasses import asdict, dataclass, field, replace
 
 from .chunking import ChunkSettings
-from .models import PRECISIONS
+from .models import check_precision
 
 MAX_QUESTION_CHARS = 2000
 
@@ -33,8 +33,7 @@ class Settings:
             raise ValueError("k must be between 1 and 100")
         if self.candidates < self.k:
             raise ValueError("candidates must be >= k")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}")
+        check_precision(self.precision, self.device)
         if self.fusion not in ("mix", "rrf"):
             raise ValueError("fusion must be 'mix' or 'rrf'")
         if not 0.0 <= self.dense_weight <= 1.0:

@@ -233,13 +233,7 @@ class IndexStore:
         import faiss
 
         manifest = read_manifest(gen, root)
-        for key, want in (expect or {}).items():
-            have = manifest.get(key)
-            if have != want:
-                raise IndexIncompatible(
-                    f"the index at {root}/ was built with {key}={have!r}, but this setup uses {want!r}; "
-                    f"{_rebuild_hint(root)}"
-                )
+        check_expectations(manifest, expect or {}, root)
         verify_files(gen, manifest, root)
         try:
             docs = []
@@ -284,6 +278,15 @@ class IndexStore:
         """Chunk numbers of the given reports (for filtering)."""
         pos = [i for i, d in enumerate(self.data.documents) if d.id in doc_ids]
         return np.flatnonzero(np.isin(self.data.chunk_doc, pos))
+
+
+def check_expectations(manifest: dict, expect: dict, root: Path) -> None:
+    """IndexIncompatible unless the manifest has every ``expect`` key (model, dim...) at the expected value."""
+    for key, want in expect.items():
+        have = manifest.get(key)
+        if have != want:
+            raise IndexIncompatible(f"the index at {root}/ was built with {key}={have!r}, but this setup uses {want!r}; "
+                                    f"{_rebuild_hint(root)}")
 
 
 def read_manifest(gen: Path, root: Path) -> dict:

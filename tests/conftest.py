@@ -1,8 +1,13 @@
 """Shared fixtures: real models, real FAISS, real files."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import socket
+import subprocess
+import time
+from collections import Counter
 from pathlib import Path
 
 # Test clients stay offline too: gradio_client / huggingface_hub look these up at import time.
@@ -17,6 +22,29 @@ DATA = Path(__file__).resolve().parent / "data"
 SEEDS = ROOT / "seeds"
 SEED_ID = "iraq-trafficking-networks"
 SEED_QUESTION = "when did Iraq pass its anti-trafficking law"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop_process(proc: subprocess.Popen, timeout_s: float) -> None:
+    """Terminate, and kill what does not exit within ``timeout_s``."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def write_tally(path: Path, tally: Counter) -> None:
+    """A test module's tally of cases, for ``make stress``'s summary (benchmarks/stress_report.py)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"written": time.strftime("%Y-%m-%dT%H:%M:%S"), "tally": dict(sorted(tally.items()))},
+                               indent=1))
 
 
 def shared_dir() -> Path | None:

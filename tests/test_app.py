@@ -5,7 +5,6 @@ from __future__ import annotations
 import html
 import re
 import shutil
-import socket
 
 import sys
 import urllib.error
@@ -14,7 +13,7 @@ import urllib.request
 import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
-from conftest import ROOT, SEED_ID, SEED_QUESTION
+from conftest import ROOT, SEED_ID, SEED_QUESTION, free_port
 
 if str(ROOT) not in sys.path:  # app.py lives at the repository root, beside qa/
     sys.path.insert(0, str(ROOT))
@@ -164,12 +163,6 @@ def test_first_run_builds_the_index_from_seeds(tmp_path):
 
 
 # --- the app, served ---
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def served(seed_index, tmp_path_factory):
     """(url, service): the app on a free port over a private copy of the seed index, with the default reader."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from qa.settings import MAX_QUESTION_CHARS, Settings
 from qa.store import IndexStore
 from qa.types import Answer
 
-from conftest import ROOT, SEED_QUESTION
+from conftest import ROOT, SEED_QUESTION, write_tally
 from test_ingest import make_pdf, write_encrypted_pdf, write_zip_bomb
 
 TALLY: Counter[str] = Counter()
@@ -36,9 +35,7 @@ TALLY_FILE = ROOT / ".cache" / "stress" / "badinput.json"
 @pytest.fixture(scope="module", autouse=True)
 def _write_tally():
     yield
-    TALLY_FILE.parent.mkdir(parents=True, exist_ok=True)
-    TALLY_FILE.write_text(json.dumps({"written": time.strftime("%Y-%m-%dT%H:%M:%S"), "tally": dict(sorted(TALLY.items()))},
-                                     indent=1))
+    write_tally(TALLY_FILE, TALLY)
 
 
 def _one_error_line(err: str) -> str:

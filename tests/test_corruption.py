@@ -9,7 +9,6 @@ Damage that is not reported as it should be is marked xfail(strict=True) with th
 from __future__ import annotations
 
 import json
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from qa.errors import IndexCorrupt, IndexIncompatible, IndexNotFound
 from qa.settings import Settings
 from qa.store import IndexStore, current_generation
 
-from conftest import ROOT, SEED_ID, SEED_QUESTION
+from conftest import ROOT, SEED_ID, SEED_QUESTION, write_tally
 
 TALLY: Counter[str] = Counter()
 TALLY_FILE = ROOT / ".cache" / "stress" / "corruption.json"
@@ -41,9 +40,7 @@ COVERED_BY_TEST_STORE = {(n, "half") for n in TOP} | {("chunks.npz", "zeros")}
 @pytest.fixture(scope="module", autouse=True)
 def _write_tally():
     yield
-    TALLY_FILE.parent.mkdir(parents=True, exist_ok=True)
-    TALLY_FILE.write_text(json.dumps({"written": time.strftime("%Y-%m-%dT%H:%M:%S"), "tally": dict(sorted(TALLY.items()))},
-                                     indent=1))
+    write_tally(TALLY_FILE, TALLY)
 
 
 def damage(path: Path, mode: str) -> None:

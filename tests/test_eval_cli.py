@@ -1,8 +1,6 @@
 """qa eval / qa score end to end through the CLI, with the real assistant."""
 import json
 
-import pytest
-
 from qa.cli import main
 
 from conftest import DATA, need_shared

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import ROOT, SEED_QUESTION, SEEDS
+from conftest import ROOT, SEED_QUESTION, SEEDS, free_port
 
 GUARD = r'''
 import ipaddress, json, socket, sys, traceback
@@ -162,12 +162,6 @@ def offline_client(url: str):
     return Client(url, verbose=False, analytics_enabled=False)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_the_chat_app_needs_no_network(tmp_path):
     """`python app.py` (first run: builds the index from seeds/, loads the models, serves) under the guard; the
     client, outside it, asks the seed question over loopback."""
@@ -175,7 +169,7 @@ def test_the_chat_app_needs_no_network(tmp_path):
     log.touch()
     env = {k: v for k, v in os.environ.items() if k not in OFFLINE_SWITCHES}
     env.update(PYTHONPATH=str(ROOT), QA_TEST_BLOCKED_LOG=str(log))
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen([sys.executable, "-c", SERVER, "--port", str(port), "--index", str(tmp_path / "index")],
                               cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

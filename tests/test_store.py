@@ -1,6 +1,5 @@
 """The persisted index: FAISS against a brute-force oracle, incremental updates, atomic writes, errors."""
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -11,7 +10,7 @@ from qa.settings import Settings
 from qa.store import IndexStore, current_generation, write_lock
 from qa.types import Document
 
-from conftest import SEEDS, SEED_ID
+from conftest import SEED_ID
 
 
 def _docs(n: int, tag: str = "") -> list[Document]:

@@ -22,8 +22,8 @@ from qa.assistant import Assistant
 from qa.settings import Settings
 from qa.store import IndexStore
 
-from conftest import ROOT, SEED_ID, SEED_QUESTION
-from _stress import (child_env, env_int, free_port, offline_client, percentile, record, rss_kb,
+from conftest import ROOT, SEED_ID, SEED_QUESTION, free_port, stop_process
+from _stress import (child_env, env_int, offline_client, percentile, record, rss_kb,
                      wait_for_port)
 
 pytestmark = pytest.mark.stress
@@ -66,12 +66,7 @@ def server(seed_index, tmp_path_factory):
         print(f"\n[stress] app.py listening after {started:.1f} s (pid {proc.pid}, port {port})", flush=True)
         yield f"http://127.0.0.1:{port}/", proc, Path(log.name)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, timeout_s=30)
         log.close()
 
 
