@@ -34,7 +34,8 @@ def _settings(args):
     from .settings import Settings
 
     over = {"index_dir": getattr(args, "index", None), "reader": getattr(args, "reader", None),
-            "device": getattr(args, "device", None), "precision": getattr(args, "precision", None)}
+            "device": getattr(args, "device", None), "precision": getattr(args, "precision", None),
+            "index_workers": getattr(args, "workers", None)}
     if getattr(args, "k", None):
         over["k"] = args.k
     if getattr(args, "threshold", None) is not None:
@@ -49,6 +50,8 @@ def cmd_index(args) -> int:
         if not os.path.lexists(p):
             raise QAError(f"no such file or folder: {p}")
     progress = None if args.quiet else _progress_bar()
+    if args.ray and args.workers is not None:
+        raise QAError("--workers is for indexing on this machine; with --ray, --encoders sets the parallelism")
     if args.ray:
         from .distributed import ray_sync
 
@@ -153,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("paths", nargs="+")
     sp.add_argument("--rebuild", action="store_true", help="re-embed everything")
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    sp.add_argument("--workers", type=int, default=None, metavar="N",
+                    help="processes that chunk reports ahead of the encoder (default: none on a CPU, most cores "
+                         "with a GPU)")
     sp.add_argument("--ray", action="store_true", help="read and embed on a Ray cluster (needs report-qa[ray])")
     sp.add_argument("--ray-address", default=None, metavar="ADDR",
                     help="with --ray: the cluster (auto on one of its nodes; default $RAY_ADDRESS, else a local one)")

@@ -17,6 +17,8 @@ from .chunking import Chunker
 from .embed import Encoder
 from .errors import IndexCorrupt, IndexIncompatible, IndexNotFound
 from .ingest import IngestResult, Skipped, load_paths
+from .models import resolve_device
+from .parallel import ChunkPool, Chunked, ChunkRows, chunk_reports, default_workers
 from .settings import Settings
 from .sparse import build_bm25
 from .store import (IndexData, IndexStore, check_expectations, content_hash, current_generation, read_manifest,
@@ -55,13 +57,9 @@ class IndexReport:
 
 
 @dataclass(frozen=True)
-class Embedded:
-    """One report's chunks and vectors, computed elsewhere (``qa/distributed.py``, on a Ray cluster)."""
+class Embedded(ChunkRows):
+    """One report's chunks and vectors (computed here, or elsewhere: ``qa/distributed.py``, on a Ray cluster)."""
 
-    index: np.ndarray  # int: the chunk's position in its report
-    start: np.ndarray  # int: character offsets into the report's text
-    end: np.ndarray
-    tokens: np.ndarray  # int: word pieces per chunk
     vectors: np.ndarray  # float32 (n, dim), unit length
 
 
@@ -106,6 +104,17 @@ class Indexer:
         self.encoder = encoder or Encoder(device=settings.device, precision=settings.precision)
         self.chunker = Chunker(self.encoder.tokenize, settings.chunking, self.encoder.tokenize_many)
         self.root = Path(settings.index_dir)
+        self._workers = settings.index_workers or None
+
+    pool_min_reports = 256  # fewer new reports than this are chunked here: starting workers would cost more
+
+    @property
+    def workers(self) -> int:
+        """Processes that chunk reports: ``settings.index_workers``, or by default none on a CPU and most of the
+        cores when a GPU does the encoding (``qa/parallel.py``)."""
+        if self._workers is None:
+            self._workers = default_workers(resolve_device(self.settings.device))
+        return self._workers
 
     # --- public operations ---
     def sync(self, paths: Sequence[str | os.PathLike], *, rebuild: bool = False, progress: Progress | None = None,
@@ -174,13 +183,13 @@ class Indexer:
                 report.generation = old.generation.name
                 report.seconds = time.perf_counter() - t0
                 return report  # nothing changed: no new generation
-            data = self._assemble(old, keep_docs, list(incoming.values()), progress, report, embedded or {})
+            data, terms = self._assemble(old, keep_docs, list(incoming.values()), progress, report, embedded or {})
             kind = "flat" if len(data.chunk_doc) < LARGE_CORPUS else "ivf_sq8"
             if progress:
                 progress("search indexes", 0, 1)
             faiss_index = build_faiss(data.vectors, kind)
             bm25 = build_bm25([data.documents[int(d)].text[int(s):int(e)]
-                               for d, s, e in zip(data.chunk_doc, data.chunk_start, data.chunk_end)])
+                               for d, s, e in zip(data.chunk_doc, data.chunk_start, data.chunk_end)], terms)
             manifest = {**manifest_expectations(self.encoder, self.settings), "faiss_type": kind,
                         "document_hashes": {d.id: content_hash(d) for d in data.documents}}
             gen = write_generation(self.root, data, manifest, faiss_index, bm25)
@@ -216,7 +225,9 @@ class Indexer:
             return None
 
     def _assemble(self, old: IndexStore | None, keep: list[Document], new: list[Document],
-                  progress: Progress | None, report: IndexReport, embedded: Mapping[str, Embedded]) -> IndexData:
+                  progress: Progress | None, report: IndexReport,
+                  embedded: Mapping[str, Embedded]) -> tuple[IndexData, list[list[str] | None]]:
+        """The new index's arrays, and each chunk's BM25 terms where they were computed on the way (else None)."""
         docs = keep + new
         parts_doc, parts_idx, parts_s, parts_e, parts_t, parts_v = [], [], [], [], [], []
         if old is not None and keep:
@@ -232,45 +243,86 @@ class Indexer:
             parts_t.append(old.data.chunk_tokens[rows])
             parts_v.append(np.asarray(old.data.vectors[rows], dtype=np.float32))
         todo = [d for d in new if d.id not in embedded]
-        splits: dict[str, tuple] = {}
-        for i in range(0, len(todo), CHUNK_SLICE):
-            part = todo[i : i + CHUNK_SLICE]
-            splits.update(zip((d.id for d in part), self.chunker.split_many(part)))
-            if progress:
-                progress("chunking", min(i + CHUNK_SLICE, len(todo)), len(todo))
-        ids = [x for d in todo for x in splits[d.id][1]]
-        done = [0]
-
-        def tick(k: int) -> None:
-            done[0] += k
-            if progress:
-                progress("embedding", done[0], len(ids))
-
+        terms: list[list[str] | None] = [None] * sum(len(p) for p in parts_doc)  # BM25 terms, where known
+        workers = self.workers if len(todo) >= self.pool_min_reports else 1
+        if workers > 1:
+            with ChunkPool(self.encoder.model_path, self.settings.chunking, workers) as pool:
+                fresh = self._chunk_and_embed_pooled(pool, todo, progress)
+                if terms:  # kept chunks: their BM25 terms on the pool too
+                    spans = zip(parts_doc[0].tolist(), parts_s[0].tolist(), parts_e[0].tolist())
+                    terms = list(pool.terms([keep[d].text[a:b] for d, a, b in spans]))
+        else:
+            fresh = self._chunk_and_embed(todo, progress)
         dim = self.encoder.dim
-        fresh = self.encoder.encode_ids(ids, progress=tick) if ids else np.zeros((0, dim), dtype=np.float32)
-        at = 0
         for n, d in enumerate(new):
             pre = embedded.get(d.id)
-            if pre is None:  # chunked and embedded here, in ``todo`` order
-                chunks = splits[d.id][0]
-                pre = Embedded(np.array([c.index for c in chunks], dtype=np.int64),
-                               np.array([c.start for c in chunks], dtype=np.int64),
-                               np.array([c.end for c in chunks], dtype=np.int64),
-                               np.array([c.n_tokens for c in chunks], dtype=np.int64), fresh[at : at + len(chunks)])
-                at += len(chunks)
+            if pre is None:  # chunked and embedded here
+                pre, doc_terms = fresh[d.id]
+                report.chunks_embedded += len(pre.start)
+                terms.extend(doc_terms)
             else:
                 report.chunks_embedded += len(pre.start)  # on the cluster
+                terms.extend([None] * len(pre.start))
             parts_doc.append(np.full(len(pre.start), len(keep) + n, dtype=np.int64))
             parts_idx.append(pre.index)
             parts_s.append(pre.start)
             parts_e.append(pre.end)
             parts_t.append(pre.tokens)
             parts_v.append(np.asarray(pre.vectors, dtype=np.float32).reshape(len(pre.start), dim))
-        report.chunks_embedded += len(ids)
 
         def cat(parts, dtype):
             return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
 
         vectors = np.concatenate(parts_v).astype(np.float32) if parts_v else np.zeros((0, dim), np.float32)
         return IndexData(docs, cat(parts_doc, np.int32), cat(parts_idx, np.int32), cat(parts_s, np.int64),
-                         cat(parts_e, np.int64), cat(parts_t, np.int32), vectors)
+                         cat(parts_e, np.int64), cat(parts_t, np.int32), vectors), terms
+
+    # --- chunking and embedding the new reports ---
+    def _chunk_and_embed(self, todo: list[Document], progress: Progress | None) -> dict[str, tuple[Embedded, list]]:
+        """In this process: chunk every report (tokenising a slice of reports per call), then embed all chunks in
+        one length-sorted pass."""
+        chunked = []
+        for i in range(0, len(todo), CHUNK_SLICE):
+            part = todo[i : i + CHUNK_SLICE]
+            chunked.extend(zip(part, chunk_reports(self.chunker, part)))
+            if progress:
+                progress("chunking", min(i + CHUNK_SLICE, len(todo)), len(todo))
+        n_ids = sum(len(c.ids) for _, c in chunked)
+        done = [0]
+
+        def tick(k: int) -> None:
+            done[0] += k
+            if progress:
+                progress("embedding", done[0], n_ids)
+
+        return self._embed(chunked, tick)
+
+    def _chunk_and_embed_pooled(self, pool: ChunkPool, todo: list[Document],
+                                progress: Progress | None) -> dict[str, tuple[Embedded, list]]:
+        """Workers chunk reports while this process embeds the chunks that came back, a group at a time."""
+        out: dict[str, tuple[Embedded, list]] = {}
+        group: list[tuple[Document, Chunked]] = []
+        n_ids = done = 0
+        for doc, chunked in pool.chunk(todo):
+            group.append((doc, chunked))
+            n_ids += len(chunked.ids)
+            if n_ids >= self.encoder.pipeline_step:
+                out.update(self._embed(group))
+                done += len(group)
+                group, n_ids = [], 0
+                if progress:
+                    progress("chunking and embedding", done, len(todo))
+        out.update(self._embed(group))
+        if progress:
+            progress("chunking and embedding", len(todo), len(todo))
+        return out
+
+    def _embed(self, chunked: list[tuple[Document, Chunked]], tick=None) -> dict[str, tuple[Embedded, list]]:
+        ids = [x for _, c in chunked for x in c.ids]
+        vectors = self.encoder.encode_ids(ids, progress=tick) if ids else np.zeros((0, self.encoder.dim), np.float32)
+        out, at = {}, 0
+        for doc, c in chunked:
+            n = len(c.ids)
+            out[doc.id] = (Embedded(c.index, c.start, c.end, c.tokens, vectors[at : at + n]), c.terms)
+            at += n
+        return out

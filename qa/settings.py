@@ -27,6 +27,7 @@ class Settings:
     #                                chosen by benchmarks/answer_ranking.py on a seed-1 sample)
     max_answer_tokens: int = 30
     max_question_chars: int = MAX_QUESTION_CHARS
+    index_workers: int = 0  # processes that chunk reports while indexing; 0: none on a CPU, most cores with a GPU
 
     def __post_init__(self) -> None:
         if self.k < 1 or self.k > 100:
@@ -46,6 +47,8 @@ class Settings:
             raise ValueError("retrieval_weight must be in [0, 1]")
         if not 1 <= self.max_answer_tokens <= 200:
             raise ValueError("max_answer_tokens must be between 1 and 200")
+        if not 0 <= self.index_workers <= 256:
+            raise ValueError("index_workers must be between 0 (automatic) and 256")
         if self.max_question_chars < 10:
             raise ValueError("max_question_chars must be >= 10")
 

@@ -38,7 +38,8 @@ def tokenize(text: str) -> list[str]:
     return _stem_words([w for w in _WORD.findall(text.lower()) if w not in _STOP])
 
 
-def build_bm25(texts: Sequence[str]):
+def build_bm25(texts: Sequence[str], terms: Sequence[list[str] | None] | None = None):
+    """BM25 over ``texts``; ``terms[i]``, where given, is ``tokenize(texts[i])`` computed already."""
     import logging
 
     import bm25s
@@ -47,7 +48,9 @@ def build_bm25(texts: Sequence[str]):
 
     bm25 = bm25s.BM25(k1=1.2, b=0.75)
     # bm25s cannot index nothing: an empty index gets one placeholder row that no query reaches (len(store) is 0)
-    corpus = [tokenize(t) for t in texts] or [["\u0000"]]
+    if terms is None:
+        terms = [None] * len(texts)
+    corpus = [tokenize(t) if w is None else w for t, w in zip(texts, terms, strict=True)] or [["\u0000"]]
     bm25.index(corpus, show_progress=False)
     return bm25
 
