@@ -34,6 +34,8 @@ RESERVE=${RESERVE:-60}   # kept free after phase 2's budget (student's last eval
 MIN2=${MIN2:-45}         # below this many seconds left for the student, skip it and return the best teacher
 N=${N:-4}; E1=${E1:-2}; E2=${E2:-2}; B1=${B1:-64}; B2=${B2:-64}
 ALPHA=${ALPHA:-0.5}; TEMP=${TEMP:-2.0}
+RNEG=${RNEG:-0.2}        # share of answerable questions also given their paragraph with the answer sentence cut out
+#                          (train_reader.py --removed-negatives; in training and validation alike; 0 = as before)
 INIT=${INIT:-base}       # the student starts from: base (MiniLM, or the shipped reader) | best (best teacher)
 MINILM=${MINILM:-.gpu/minilm}; DATA_TAR=${DATA_TAR:-.gpu/qa-train.tar.xz}
 WIKI=(1 2 3 2)           # new_wiki sampling weight per teacher (cycled when N > 4); seeds 21, 22, ...
@@ -49,10 +51,10 @@ mkdir -p "$W" "$OUT"; rm -rf "$W/t" "$W/s" "$W/tpick"; mkdir -p "$W/t" "$W/s" "$
 LOG="$OUT/train_logs.txt"
 { date; nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || echo "no nvidia-smi"; nproc
   $PY -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)"
-  echo "mode $MODE (base $BASE) N=$N BUDGET1=$BUDGET1 BUDGET2=$BUDGET2 TOTAL=$TOTAL E1=$E1 E2=$E2 alpha=$ALPHA T=$TEMP INIT=$INIT lr2=$LR2 dry_run=$DRY_RUN"
+  echo "mode $MODE (base $BASE) N=$N BUDGET1=$BUDGET1 BUDGET2=$BUDGET2 TOTAL=$TOTAL E1=$E1 E2=$E2 alpha=$ALPHA T=$TEMP INIT=$INIT lr2=$LR2 removed_negatives=$RNEG dry_run=$DRY_RUN"
 } > "$LOG" 2>&1
 tar -xJf "$DATA_TAR" -C "$W" || { echo "cannot unpack $DATA_TAR" | tee -a "$LOG"; exit 1; }
-COMMON="--base $BASE --data $W/qa-train --cache $W/cache.pt --no-resume"
+COMMON="--base $BASE --data $W/qa-train --cache $W/cache.pt --no-resume --removed-negatives $RNEG"
 $PY training/train_reader.py $COMMON --out "$W/prep" --prepare-only $SIZE ${EXTRA:-} >> "$LOG" 2>&1 \
   || { echo "prepare failed" | tee -a "$LOG"; exit 1; }
 echo "prepare done at $(el) s" >> "$LOG"

@@ -173,6 +173,38 @@ def add_retrieved_negatives(
     return out
 
 
+_SENTENCE_END = re.compile(r"[.!?][\"')\]]*(?=\s)")  # . ! ? and closing quotes or brackets, before a space
+
+
+def add_removed_sentence_negatives(examples: list[Example], fraction: float, seed: int) -> list[Example]:
+    """The question on its own paragraph with the sentence(s) holding the answer cut out.
+
+    The nearest thing to SQuAD 2.0's unanswerable questions that can be made without writing questions: the
+    passage is on the very topic, names the same entities and keeps plausible answers of the right type, but the
+    fact asked for is gone. Kept only when at least two sentences remain and no gold answer text (any case) does.
+    """
+    rng = random.Random(seed)
+    out: list[Example] = []
+    for ex in examples:
+        if not ex.answers or ex.answer_start < 0 or rng.random() >= fraction:
+            continue
+        bounds, pos = [], 0
+        for m in _SENTENCE_END.finditer(ex.context):
+            bounds.append((pos, m.end()))
+            pos = m.end()
+        bounds.append((pos, len(ex.context)))
+        a0, a1 = ex.answer_start, ex.answer_start + len(ex.answer_text)
+        kept = [(s, e) for s, e in bounds if e <= a0 or s >= a1]  # drop every sentence the answer overlaps
+        if len(kept) < 2 or len(kept) == len(bounds):
+            continue
+        ctx = " ".join(ex.context[s:e].strip() for s, e in kept).strip()
+        low = ctx.lower()
+        if any(a.lower() in low for a in ex.answers):
+            continue
+        out.append(Example(ex.qid + "/cut", ex.question, ctx, [], -1, "", ex.source, synthetic=True))
+    return out
+
+
 def tokenize_windows(tokenizer, examples: list[Example], max_len: int, stride: int, train: bool, seed: int = 0,
                      max_neg_windows: int = 2, base: int = 0) -> dict:
     """Question + context windows. For training, label each window with the answer's token span or 0 (CLS).

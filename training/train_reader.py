@@ -32,7 +32,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from reader_data import Example, add_retrieved_negatives, load_examples, tokenize_windows_parallel  # noqa: E402
+from reader_data import (Example, add_removed_sentence_negatives, add_retrieved_negatives, load_examples,  # noqa: E402
+                         tokenize_windows_parallel)
 
 log = logging.getLogger("train_reader")
 
@@ -189,12 +190,16 @@ def prepare(args, tokenizer) -> tuple[dict, dict, list[Example], dict]:
         val = rng.sample(val, args.max_val_examples)
     train_neg = add_retrieved_negatives(train, paras, args.neg_fraction, args.seed)
     val_neg = add_retrieved_negatives(val, paras, args.neg_fraction, args.seed + 1)
-    train_all = train + train_neg
-    val_all = val + val_neg
+    train_cut = add_removed_sentence_negatives(train, args.removed_negatives, args.seed + 2)
+    val_cut = add_removed_sentence_negatives(val, args.removed_negatives, args.seed + 3)
+    train_all = train + train_neg + train_cut
+    val_all = val + val_neg + val_cut
     stats = {
         "train_examples": len(train), "train_retrieved_negatives": len(train_neg),
         "train_unanswerable_native": sum(1 for e in train if not e.answers),
         "val_examples": len(val), "val_retrieved_negatives": len(val_neg),
+        **({"train_removed_sentence_negatives": len(train_cut), "val_removed_sentence_negatives": len(val_cut)}
+           if args.removed_negatives else {}),
         "train_by_source": dict(Counter(e.source for e in train)),
     }
     workers = args.workers or min(16, os.cpu_count() or 1)
@@ -487,6 +492,8 @@ def parse_args(argv=None):
     p.add_argument("--label-smoothing", type=float, default=0.0)
     p.add_argument("--wiki-weight", type=float, default=1.0, help="sampling weight of the Wikipedia-like set")
     p.add_argument("--neg-fraction", type=float, default=0.4, help="share of questions given a retrieved negative")
+    p.add_argument("--removed-negatives", type=float, default=0.0,
+                   help="share of answerable questions also given their paragraph with the answer sentence cut out")
     p.add_argument("--max-train-examples", type=int, default=0)
     p.add_argument("--max-val-examples", type=int, default=0)
     p.add_argument("--max-steps", type=int, default=0, help="cap on steps per epoch (0: whole epoch)")

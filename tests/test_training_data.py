@@ -1,0 +1,48 @@
+"""training/reader_data.py: the unanswerable examples the reader is trained and calibrated on."""
+import sys
+
+from conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "training"))
+from reader_data import Example, add_removed_sentence_negatives  # noqa: E402
+
+CTX = ("The Kell bridge crosses the Tamar river. It was designed by Ada Voss in 1901. "
+       "Construction took six years! Its towers are \"granite.\" Traffic opened in 1907.")
+
+
+def _ex(answer: str, qid: str = "q1", context: str = CTX) -> Example:
+    return Example(qid, "Who designed the Kell bridge?", context, [answer], context.index(answer), answer, "src")
+
+
+def test_the_answer_sentence_is_cut_and_the_rest_kept():
+    (neg,) = add_removed_sentence_negatives([_ex("Ada Voss")], 1.0, seed=0)
+    assert neg.answers == [] and neg.answer_start == -1 and neg.synthetic and neg.qid == "q1/cut"
+    assert neg.question == "Who designed the Kell bridge?"
+    assert neg.context == ("The Kell bridge crosses the Tamar river. Construction took six years! "
+                           "Its towers are \"granite.\" Traffic opened in 1907.")
+
+
+def test_an_answer_across_sentences_cuts_them_all():
+    ex = _ex("six years! Its towers")
+    (neg,) = add_removed_sentence_negatives([ex], 1.0, seed=0)
+    assert "six years" not in neg.context and "towers" not in neg.context
+    assert neg.context.startswith("The Kell bridge crosses") and neg.context.endswith("Traffic opened in 1907.")
+
+
+def test_skipped_when_the_answer_survives_or_too_little_is_left():
+    # the answer text also appears in a kept sentence (any case)
+    twice = CTX + " ADA VOSS retired in 1920."
+    assert add_removed_sentence_negatives([_ex("Ada Voss", context=twice)], 1.0, seed=0) == []
+    # one sentence left after the cut
+    short = "Ada Voss designed it. It is long."
+    assert add_removed_sentence_negatives([_ex("Ada Voss", context=short)], 1.0, seed=0) == []
+    unanswerable = Example("q2", "Why?", CTX, [], -1, "", "src")
+    assert add_removed_sentence_negatives([unanswerable], 1.0, seed=0) == []
+
+
+def test_fraction_and_seed():
+    exs = [_ex("Ada Voss", qid=f"q{i}") for i in range(400)]
+    assert add_removed_sentence_negatives(exs, 0.0, seed=0) == []
+    some = add_removed_sentence_negatives(exs, 0.25, seed=3)
+    assert 60 < len(some) < 140
+    assert some == add_removed_sentence_negatives(exs, 0.25, seed=3)
