@@ -10,8 +10,9 @@
 # on the values of the weights, so the model is built here from its config with seeded random weights
 # (.gpu/minilm-arch: config, tokenizer and sentence-transformers files, no weights); the cosine check then
 # compares qa's Encoder with SentenceTransformer on those same weights. bm25s and PyStemmer come from
-# .gpu/wheels when missing (wheels for CPython 3.10-3.13); without FAISS the pipeline figure stops before the
-# FAISS build (see benchmarks/gpu_encode.py).
+# .gpu/wheels when missing (wheels for CPython 3.10-3.13; the H200 machines run 3.12), installed under /tmp/site;
+# FAISS's wheel (19 MB) does not fit beside the tree, so there the pipeline figure stops before the FAISS build
+# (see benchmarks/gpu_encode.py; an exact index of 24k vectors is a copy of 37 MB).
 #
 # Prepare .gpu/ (git-ignored) on a CPU machine:
 #   mkdir -p .gpu/minilm-arch .gpu/wheels
@@ -31,7 +32,10 @@ LOG="$OUT/gpu-index-log.txt"
 {
   date; nproc; nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || echo "no nvidia-smi"
   $PY -c "import sys, torch, transformers; print(sys.version.split()[0], 'torch', torch.__version__, 'transformers', transformers.__version__)"
-  $PY -c "import bm25s, Stemmer" 2>/dev/null || $PY -m pip install -q --no-index --find-links .gpu/wheels bm25s PyStemmer
+  if ! $PY -c "import bm25s, Stemmer" 2>/dev/null; then  # the device's own packages stay as they are
+    $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site \
+      --find-links .gpu/wheels bm25s PyStemmer && export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+  fi
   M="$OUT/minilm-random"
   rm -rf "$M"; cp -r .gpu/minilm-arch "$M"
   $PY - "$M" <<'PYEOF'

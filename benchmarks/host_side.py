@@ -55,7 +55,7 @@ def main(argv=None) -> int:
                                          a.repeat)
         else:
             t0 = time.perf_counter()
-            pool = ChunkPool(enc.model_path, settings, w)
+            pool = ChunkPool(enc.tokenizer, settings, w)
             t_start = round(time.perf_counter() - t0, 2)
             with pool:
                 t_chunk, chunked = _median_s(lambda: [c for _, c in pool.chunk(docs)], a.repeat)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from concurrent.futures.process import BrokenProcessPool
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -245,13 +246,19 @@ class Indexer:
         todo = [d for d in new if d.id not in embedded]
         terms: list[list[str] | None] = [None] * sum(len(p) for p in parts_doc)  # BM25 terms, where known
         workers = self.workers if len(todo) >= self.pool_min_reports else 1
+        fresh = None
         if workers > 1:
-            with ChunkPool(self.encoder.model_path, self.settings.chunking, workers) as pool:
-                fresh = self._chunk_and_embed_pooled(pool, todo, progress)
-                if terms:  # kept chunks: their BM25 terms on the pool too
-                    spans = zip(parts_doc[0].tolist(), parts_s[0].tolist(), parts_e[0].tolist())
-                    terms = list(pool.terms([keep[d].text[a:b] for d, a, b in spans]))
-        else:
+            try:
+                with ChunkPool(self.encoder.tokenizer, self.settings.chunking, workers) as pool:
+                    fresh = self._chunk_and_embed_pooled(pool, todo, progress)
+                    if terms:  # kept chunks: their BM25 terms on the pool too
+                        spans = zip(parts_doc[0].tolist(), parts_s[0].tolist(), parts_e[0].tolist())
+                        terms = list(pool.terms([keep[d].text[a:b] for d, a, b in spans]))
+            except BrokenProcessPool as e:  # a worker died (killed for memory, say): start over in this process
+                log.warning("chunking workers failed (%s); chunking in this process instead", e)
+                fresh = None
+                terms = [None] * len(terms)
+        if fresh is None:
             fresh = self._chunk_and_embed(todo, progress)
         dim = self.encoder.dim
         for n, d in enumerate(new):

@@ -5,10 +5,10 @@ and BM25's word lists run in Python at about 2,600 chunks/s in one process (``be
 H200 encodes several times that. ``ChunkPool`` runs that work in ``workers`` processes and hands the results back
 in report order, so the encoder works on one group of chunks while the workers chunk the next.
 
-Workers are forked where the platform allows (``spawn`` would re-run the caller's script in each worker unless it
-has an ``if __name__ == "__main__":`` guard) and use only Python, numpy and their own copy of the Rust tokenizer
-(loaded from ``tokenizer.json``, without transformers or torch): nothing that the parent's CUDA or OpenMP threads
-hold. They are forked with ``TOKENIZERS_PARALLELISM=false``, so each tokenises on its one core and the tokenizer's
+Workers are forked on Linux (``spawn``, used elsewhere, re-runs the caller's script in each worker unless it has
+an ``if __name__ == "__main__":`` guard) and use only Python, numpy and their own copy of the Rust tokenizer
+(the encoder's fast tokenizer, serialised: without transformers or torch): nothing that the parent's CUDA or
+OpenMP threads hold. They are forked with ``TOKENIZERS_PARALLELISM=false``, so each tokenises on its one core and the tokenizer's
 thread pool, which a fork does not copy, is never used. What comes back per report is offsets, word-piece ids and
 BM25 terms.
 """
@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import sys
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
-
 import numpy as np
 
 from .chunking import Chunker, ChunkSettings
@@ -61,9 +60,9 @@ def chunk_reports(chunker: Chunker, docs: Sequence[Document]) -> list[Chunked]:
 
 
 def default_workers(device: str) -> int:
-    """Worker processes for ``qa index``: none on a CPU (the encoder needs every core), else the cores less one
-    for the process that feeds the GPU, at most 12."""
-    if device == "cpu":
+    """Worker processes for ``qa index``: with a CUDA GPU the cores less one for the process that feeds it, at most
+    12; otherwise none (on a CPU the encoder needs every core)."""
+    if not device.startswith("cuda"):
         return 1
     try:
         cores = len(os.sched_getaffinity(0))
@@ -76,18 +75,22 @@ def default_workers(device: str) -> int:
 _CHUNKER: Chunker | None = None
 
 
-def _raw_tokenizer(model_path: str):
-    """The model's fast tokenizer without transformers (and so without torch): same ids and offsets."""
+def tokenizer_json(tokenizer) -> str:
+    """The serialised Rust tokenizer behind a transformers fast tokenizer (what the workers load)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        raise ValueError("chunking workers need a fast (Rust) tokenizer; index with --workers 1")
+    return backend.to_str()
+
+
+def raw_chunker(tokenizer_spec: str, settings: ChunkSettings) -> Chunker:
+    """A Chunker on the Rust tokenizer alone (no transformers, no torch): the same ids and offsets as the fast
+    tokenizer ``tokenizer_spec`` was serialised from, with its truncation and padding turned off."""
     from tokenizers import Tokenizer
 
-    tok = Tokenizer.from_file(str(Path(model_path) / "tokenizer.json"))
+    tok = Tokenizer.from_str(tokenizer_spec)
     tok.no_truncation()
     tok.no_padding()
-    return tok
-
-
-def raw_chunker(model_path: str, settings: ChunkSettings) -> Chunker:
-    tok = _raw_tokenizer(model_path)
 
     def one(text: str):
         enc = tok.encode(text, add_special_tokens=False)
@@ -99,9 +102,9 @@ def raw_chunker(model_path: str, settings: ChunkSettings) -> Chunker:
     return Chunker(one, settings, many)
 
 
-def _init(model_path: str, settings: ChunkSettings) -> None:
+def _init(tokenizer_spec: str, settings: ChunkSettings) -> None:
     global _CHUNKER
-    _CHUNKER = raw_chunker(model_path, settings)
+    _CHUNKER = raw_chunker(tokenizer_spec, settings)
 
 
 def _ready() -> bool:
@@ -119,17 +122,23 @@ def _terms_task(texts: list[str]) -> list[list[str]]:
 
 # --- in the indexing process ---
 class ChunkPool:
-    """``workers`` processes that chunk reports; use as a context manager."""
+    """``workers`` processes that chunk reports; use as a context manager.
 
-    def __init__(self, model_path: str | Path, settings: ChunkSettings, workers: int, slice_size: int = 64) -> None:
+    ``tokenizer`` is the encoder's transformers fast tokenizer; the workers get its exact Rust serialisation.
+    A worker that dies (killed for memory, say) raises ``concurrent.futures.process.BrokenProcessPool``.
+    """
+
+    def __init__(self, tokenizer, settings: ChunkSettings, workers: int, slice_size: int = 64) -> None:
         if workers < 1:
             raise ValueError("workers must be >= 1")
         self.workers = workers
         self.slice_size = slice_size
-        method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+        # fork on Linux; elsewhere spawn (macOS's fork is unsafe once torch has loaded Metal or Accelerate)
+        method = "fork" if sys.platform.startswith("linux") else "spawn"
         self._pool = ProcessPoolExecutor(workers, mp_context=mp.get_context(method), initializer=_init,
-                                         initargs=(str(model_path), settings))
+                                         initargs=(tokenizer_json(tokenizer), settings))
         # A forking pool starts every worker at its first task: do that now, with the tokenizer's threads off.
+        # (The variable is set for the moment of the fork only; another thread tokenising then runs single-threaded.)
         before = os.environ.get("TOKENIZERS_PARALLELISM")
         os.environ["TOKENIZERS_PARALLELISM"] = "false"
         try:
@@ -152,25 +161,31 @@ class ChunkPool:
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def chunk(self, docs: Sequence[Document]) -> Iterator[tuple[Document, Chunked]]:
-        """(report, its chunks) in the order of ``docs``; at most a few slices per worker wait to be taken."""
+    def chunk(self, docs: Sequence[Document], ahead_chunks: int = 16_384) -> Iterator[tuple[Document, Chunked]]:
+        """(report, its chunks) in the order of ``docs``.
+
+        Before each result is handed back, enough reports are queued to keep the workers busy for about
+        ``ahead_chunks`` chunks (estimated from the chunks per report so far), so that they go on chunking while
+        the caller embeds a group; and no more, so that memory stays bounded.
+        """
         slices = [list(docs[i : i + self.slice_size]) for i in range(0, len(docs), self.slice_size)]
-        return self._ordered(slices, _chunk_task, lambda part, result: zip(part, result))
+        pending: deque[tuple[list[Document], Future]] = deque()
+        nxt = queued = seen_reports = seen_chunks = 0
+        while nxt < len(slices) or pending:
+            per_report = seen_chunks / seen_reports if seen_reports else 2.0
+            while nxt < len(slices) and (len(pending) < 2 * self.workers or queued * per_report < ahead_chunks):
+                pending.append((slices[nxt], self._pool.submit(_chunk_task, slices[nxt])))
+                queued += len(slices[nxt])
+                nxt += 1
+            part, fut = pending.popleft()
+            result = fut.result()
+            queued -= len(part)
+            seen_reports += len(part)
+            seen_chunks += sum(len(c.ids) for c in result)
+            yield from zip(part, result)
 
     def terms(self, texts: Sequence[str]) -> list[list[str]]:
         """BM25 terms of each text."""
         step = max(256, self.slice_size * 8)
         slices = [list(texts[i : i + step]) for i in range(0, len(texts), step)]
-        return [t for _, terms in self._ordered(slices, _terms_task, lambda part, result: [(part, result)])
-                for t in terms]
-
-    def _ordered(self, slices, task, pair):
-        ahead = 4 * self.workers
-        pending: deque[tuple[list, Future]] = deque()
-        nxt = 0
-        while nxt < len(slices) or pending:
-            while nxt < len(slices) and len(pending) < ahead:
-                pending.append((slices[nxt], self._pool.submit(task, slices[nxt])))
-                nxt += 1
-            part, fut = pending.popleft()
-            yield from pair(part, fut.result())
+        return [t for part in self._pool.map(_terms_task, slices) for t in part]
