@@ -36,8 +36,8 @@ LOG="$OUT/gpu-index-log.txt"
     $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site \
       --find-links .gpu/wheels bm25s PyStemmer && export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
   fi
-  M="$OUT/minilm-random"
-  rm -rf "$M"; cp -r .gpu/minilm-arch "$M"
+  M="${WORK:-/tmp/gpu-index-work}/minilm-random"  # 45 MB of random weights: not under $OUT, which comes back
+  rm -rf "$M"; mkdir -p "$(dirname "$M")"; cp -r .gpu/minilm-arch "$M"
   $PY - "$M" <<'PYEOF'
 import sys, torch
 from transformers import BertConfig, BertModel
