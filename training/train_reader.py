@@ -86,6 +86,14 @@ def best_spans(start_logits: np.ndarray, end_logits: np.ndarray, offsets: list, 
     return best, null
 
 
+def _amp(device) -> bool:
+    """bf16 autocast: always on a GPU; on a CPU only with --bf16 (worth it where the CPU has native bf16)."""
+    return device.type == "cuda" or _CPU_BF16
+
+
+_CPU_BF16 = False
+
+
 def evaluate(model, tok_eval: dict, examples: list[Example], device, batch: int, max_answer_tokens: int) -> dict:
     model.eval()
     n = len(tok_eval["input_ids"])
@@ -95,7 +103,7 @@ def evaluate(model, tok_eval: dict, examples: list[Example], device, batch: int,
         for b0 in range(0, n, batch):
             idx = order[b0 : b0 + batch]
             ids, tt, mask = _pad([tok_eval["input_ids"][i] for i in idx], [tok_eval["token_type_ids"][i] for i in idx])
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=_amp(device)):
                 out = model(input_ids=ids.to(device), token_type_ids=tt.to(device), attention_mask=mask.to(device))
             sl = out.start_logits.float().cpu().numpy()
             el = out.end_logits.float().cpu().numpy()
@@ -305,6 +313,9 @@ def _state_cpu(model) -> dict:
 def train(args) -> dict:
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
+    global _CPU_BF16
+    _CPU_BF16 = bool(args.bf16)
+
     random.seed(args.seed)
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
@@ -379,7 +390,7 @@ def train(args) -> dict:
             ids, tt, mask = _pad([tok_train["input_ids"][i] for i in idx], [tok_train["token_type_ids"][i] for i in idx])
             s = torch.tensor([tok_train["start"][i] for i in idx], device=device)
             e = torch.tensor([tok_train["end"][i] for i in idx], device=device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=_amp(device)):
                 o = model(input_ids=ids.to(device), token_type_ids=tt.to(device), attention_mask=mask.to(device))
             ls = torch.nn.functional.cross_entropy(o.start_logits.float(), s, label_smoothing=args.label_smoothing)
             le = torch.nn.functional.cross_entropy(o.end_logits.float(), e, label_smoothing=args.label_smoothing)
@@ -500,6 +511,8 @@ def parse_args(argv=None):
     p.add_argument("--time-budget", type=float, default=0, help="seconds of training before stopping (0: none)")
     p.add_argument("--checkpoint-every", type=int, default=0, help="save a resumable checkpoint every N steps")
     p.add_argument("--no-resume", action="store_true")
+    p.add_argument("--bf16", action="store_true",
+                   help="bf16 autocast on a CPU too (always on a GPU); for CPUs with AVX512-BF16 or AMX")
     p.add_argument("--cpu-recipe", action="store_true",
                    help="reduced recipe for a CPU: 6k examples, windows of 256, 1 epoch, checkpoints every 50 steps")
     p.add_argument("--init", default=None,
