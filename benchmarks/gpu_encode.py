@@ -93,31 +93,22 @@ def _pipeline(enc, texts: list[str], workers: int) -> dict:
     import importlib.util
     import tempfile
 
-    from qa.indexer import Indexer
+    from qa.indexer import Indexer, IndexReport
     from qa.settings import Settings
-    from qa.sparse import build_bm25
     from qa.types import Document
 
     docs = [Document(id=f"p{i}", text=t) for i, t in enumerate(texts)]
-    with tempfile.TemporaryDirectory() as d:
-        indexer = Indexer(Settings(index_dir=d, device=enc.device_setting, index_workers=workers), enc)
+    with tempfile.TemporaryDirectory() as root:
+        indexer = Indexer(Settings(index_dir=root, device=enc.device_setting, index_workers=workers), enc)
         t0 = time.perf_counter()
         if importlib.util.find_spec("faiss") is not None:
             stages = "whole pipeline (Indexer.upsert)"
             n_chunks = indexer.upsert(docs).n_chunks
-        else:
-            from qa.parallel import ChunkPool
-
+        else:  # what _write does before FAISS: chunk and embed (pooled as configured), then BM25 from the terms
             stages = "chunking + BM25 terms + embedding + BM25 build (no FAISS on this machine: its build and the write not timed)"
-            if indexer.workers > 1:
-                with ChunkPool(enc.tokenizer, indexer.settings.chunking, indexer.workers) as pool:
-                    made = indexer._chunk_and_embed_pooled(pool, docs, None)
-            else:
-                made = indexer._chunk_and_embed(docs, None)
-            spans = [(doc, e.start.tolist(), e.end.tolist(), terms) for doc in docs for e, terms in [made[doc.id]]]
-            build_bm25([doc.text[a:b] for doc, s, e, _ in spans for a, b in zip(s, e)],
-                       [t for *_, terms in spans for t in terms])
-            n_chunks = sum(len(s) for _, s, _, _ in spans)
+            data, terms = indexer._assemble(None, [], docs, None, IndexReport(), {})
+            indexer._bm25(data, terms)
+            n_chunks = len(data.chunk_doc)
         seconds = time.perf_counter() - t0
     return {"workers": indexer.workers, "stages": stages, "paragraphs": len(docs), "chunks": n_chunks,
             "seconds": round(seconds, 2), "paragraphs_per_s": round(len(docs) / seconds, 1),

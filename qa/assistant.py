@@ -196,14 +196,18 @@ def _compose_answer(question: str, hits: Sequence[Hit], spans: Sequence[Span], d
     ``threshold`` can be the answer, so a retrieval bonus never turns a confident answer into "not found". The rules
     reader's scores are not probabilities; their logit is only an order-keeping scale, with the same bonus.
     """
-    by_chunk = {(h.chunk.doc_id, h.chunk.index): (r, h) for r, h in enumerate(hits)}
+    position = {(h.chunk.doc_id, h.chunk.index): r for r, h in enumerate(hits)}
+
+    def retrieved_at(sp: Span) -> int:  # a span of a passage that was not retrieved comes last
+        return position.get((sp.chunk.doc_id, sp.chunk.index), len(hits))
+
     top = max((h.score for h in hits), default=0.0)
     bonus = RETRIEVAL_LOGITS * retrieval_weight
     groups: dict[str, list[tuple[float, Span]]] = {}
     # in retrieval order, so that equal ranks go to the better-retrieved passage
-    for sp in sorted(spans, key=lambda sp: by_chunk.get((sp.chunk.doc_id, sp.chunk.index), (len(hits),))[0]):
-        h = by_chunk.get((sp.chunk.doc_id, sp.chunk.index), (0, None))[1]
-        ret = (h.score / top) if (h is not None and top > 0) else 0.0
+    for sp in sorted(spans, key=retrieved_at):
+        r = retrieved_at(sp)
+        ret = hits[r].score / top if (r < len(hits) and top > 0) else 0.0
         rank = (sp.margin if sp.margin is not None else _logit(sp.score)) + bonus * ret
         key = normalize_answer(sp.text) or sp.text
         groups.setdefault(key, []).append((rank, sp))

@@ -19,8 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .models import (EMBEDDING_MODEL_NAME, check_precision, embedding_model_path, precision_name, quiet_third_party,
-                     resolve_device, resolve_precision, set_cpu_threads)
+from .models import EMBEDDING_MODEL_NAME, check_precision, embedding_model_path, place, precision_name, quiet_third_party
 
 log = logging.getLogger(__name__)
 
@@ -89,11 +88,8 @@ class Encoder:
             from transformers import AutoModel
 
             quiet_third_party()
-            device = resolve_device(self.device_setting)
-            dtype = resolve_precision(self.precision_setting, device)
+            device, dtype = place(self.device_setting, self.precision_setting)
             model = AutoModel.from_pretrained(str(self.model_path), dtype=torch.float32, add_pooling_layer=False)
-            if device == "cpu":
-                set_cpu_threads()
             model = model.to(device=device, dtype=dtype).eval()
             self._forward = _forward_for(model)
             self._device, self._dtype = device, dtype

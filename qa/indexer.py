@@ -4,11 +4,12 @@ Only new or changed reports are chunked and embedded; unchanged ones keep their 
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
-from concurrent.futures.process import BrokenProcessPool
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,17 +106,14 @@ class Indexer:
         self.encoder = encoder or Encoder(device=settings.device, precision=settings.precision)
         self.chunker = Chunker(self.encoder.tokenize, settings.chunking, self.encoder.tokenize_many)
         self.root = Path(settings.index_dir)
-        self._workers = settings.index_workers or None
 
     pool_min_reports = 256  # fewer new reports than this are chunked here: starting workers would cost more
 
-    @property
+    @functools.cached_property
     def workers(self) -> int:
         """Processes that chunk reports: ``settings.index_workers``, or by default none on a CPU and most of the
         cores when a GPU does the encoding (``qa/parallel.py``)."""
-        if self._workers is None:
-            self._workers = default_workers(resolve_device(self.settings.device))
-        return self._workers
+        return self.settings.index_workers or default_workers(resolve_device(self.settings.device))
 
     # --- public operations ---
     def sync(self, paths: Sequence[str | os.PathLike], *, rebuild: bool = False, progress: Progress | None = None,
@@ -189,8 +187,7 @@ class Indexer:
             if progress:
                 progress("search indexes", 0, 1)
             faiss_index = build_faiss(data.vectors, kind)
-            bm25 = build_bm25([data.documents[int(d)].text[int(s):int(e)]
-                               for d, s, e in zip(data.chunk_doc, data.chunk_start, data.chunk_end)], terms)
+            bm25 = self._bm25(data, terms)
             manifest = {**manifest_expectations(self.encoder, self.settings), "faiss_type": kind,
                         "document_hashes": {d.id: content_hash(d) for d in data.documents}}
             gen = write_generation(self.root, data, manifest, faiss_index, bm25)
@@ -200,6 +197,12 @@ class Indexer:
         report.seconds = time.perf_counter() - t0
         log.info(report.summary())
         return report
+
+    @staticmethod
+    def _bm25(data: IndexData, terms: Sequence[list[str] | None]):
+        """BM25 over every chunk of ``data``; ``terms`` holds a chunk's BM25 terms where they are known already."""
+        return build_bm25([data.documents[int(d)].text[int(s):int(e)]
+                           for d, s, e in zip(data.chunk_doc, data.chunk_start, data.chunk_end)], terms)
 
     def content_hashes(self) -> dict[str, str]:
         """Report id -> content hash in the live manifest (empty when there is no index, or it must be rebuilt).
@@ -256,20 +259,17 @@ class Indexer:
                         terms = list(pool.terms([keep[d].text[a:b] for d, a, b in spans]))
             except BrokenProcessPool as e:  # a worker died (killed for memory, say): start over in this process
                 log.warning("chunking workers failed (%s); chunking in this process instead", e)
-                fresh = None
-                terms = [None] * len(terms)
+                fresh, terms = None, [None] * len(terms)
         if fresh is None:
             fresh = self._chunk_and_embed(todo, progress)
         dim = self.encoder.dim
         for n, d in enumerate(new):
-            pre = embedded.get(d.id)
-            if pre is None:  # chunked and embedded here
-                pre, doc_terms = fresh[d.id]
-                report.chunks_embedded += len(pre.start)
-                terms.extend(doc_terms)
+            if d.id in embedded:  # on a cluster: no BM25 terms came with it
+                pre, doc_terms = embedded[d.id], [None] * len(embedded[d.id].start)
             else:
-                report.chunks_embedded += len(pre.start)  # on the cluster
-                terms.extend([None] * len(pre.start))
+                pre, doc_terms = fresh[d.id]
+            report.chunks_embedded += len(pre.start)
+            terms.extend(doc_terms)
             parts_doc.append(np.full(len(pre.start), len(keep) + n, dtype=np.int64))
             parts_idx.append(pre.index)
             parts_s.append(pre.start)

@@ -119,6 +119,15 @@ def precision_name(dtype) -> str:
     return next(p for p, attr in _DTYPE_NAMES.items() if str(dtype) == f"torch.{attr}")
 
 
+def place(device: str, precision: str):
+    """(resolved device, torch dtype) for a model about to load; on a CPU, intra-op threads set once."""
+    device = resolve_device(device)
+    dtype = resolve_precision(precision, device)
+    if device == "cpu":
+        set_cpu_threads()
+    return device, dtype
+
+
 def set_cpu_threads() -> None:
     """Use every core for intra-op work, once; leave it alone if the user set OMP_NUM_THREADS."""
     import torch

@@ -20,8 +20,7 @@ from typing import Protocol
 
 import numpy as np
 
-from .models import (check_precision, quiet_third_party, reader_model_path, resolve_device, resolve_precision,
-                     set_cpu_threads)
+from .models import check_precision, place, quiet_third_party, reader_model_path
 from .types import Chunk, Span
 
 log = logging.getLogger(__name__)
@@ -83,12 +82,9 @@ class SpanReader:
             from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
             quiet_third_party()
-            device = resolve_device(self.device_setting)
-            dtype = resolve_precision(self.precision_setting, device)
+            device, dtype = place(self.device_setting, self.precision_setting)
             self._tokenizer = AutoTokenizer.from_pretrained(str(self.model_path))
             model = AutoModelForQuestionAnswering.from_pretrained(str(self.model_path), dtype=torch.float32)
-            if device == "cpu":
-                set_cpu_threads()
             # The encoder runs in ``dtype``; the span head stays fp32 so that start/end scores keep their resolution.
             self._device = device
             self._head = model.qa_outputs.to(device=device, dtype=torch.float32).eval()

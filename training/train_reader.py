@@ -86,15 +86,13 @@ def best_spans(start_logits: np.ndarray, end_logits: np.ndarray, offsets: list, 
     return best, null
 
 
-def _amp(device) -> bool:
-    """bf16 autocast: always on a GPU; on a CPU only with --bf16 (worth it where the CPU has native bf16)."""
-    return device.type == "cuda" or _CPU_BF16
+def selection_score(metrics: dict) -> float:
+    """What picks the shipped epoch: mean of validation F1 at the best no-answer threshold and new_wiki F1."""
+    return (metrics["best_f1"] + metrics["has_ans_f1_by_source"].get("new_wiki_v1.0", metrics["has_ans_f1"])) / 2
 
 
-_CPU_BF16 = False
-
-
-def evaluate(model, tok_eval: dict, examples: list[Example], device, batch: int, max_answer_tokens: int) -> dict:
+def evaluate(model, tok_eval: dict, examples: list[Example], device, batch: int, max_answer_tokens: int,
+             amp: bool) -> dict:
     model.eval()
     n = len(tok_eval["input_ids"])
     order = sorted(range(n), key=lambda i: len(tok_eval["input_ids"][i]))
@@ -103,7 +101,7 @@ def evaluate(model, tok_eval: dict, examples: list[Example], device, batch: int,
         for b0 in range(0, n, batch):
             idx = order[b0 : b0 + batch]
             ids, tt, mask = _pad([tok_eval["input_ids"][i] for i in idx], [tok_eval["token_type_ids"][i] for i in idx])
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=_amp(device)):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                 out = model(input_ids=ids.to(device), token_type_ids=tt.to(device), attention_mask=mask.to(device))
             sl = out.start_logits.float().cpu().numpy()
             el = out.end_logits.float().cpu().numpy()
@@ -313,13 +311,11 @@ def _state_cpu(model) -> dict:
 def train(args) -> dict:
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-    global _CPU_BF16
-    _CPU_BF16 = bool(args.bf16)
-
     random.seed(args.seed)
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
     device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    amp = device.type == "cuda" or args.bf16  # bf16 autocast: always on a GPU, on a CPU with --bf16
     if device.type == "cpu":
         torch.set_num_threads(max(1, os.cpu_count() or 1))
     tokenizer = AutoTokenizer.from_pretrained(args.base)
@@ -334,8 +330,9 @@ def train(args) -> dict:
         rng_state = torch.get_rng_state()  # loading and scoring the teachers must not move the student's seed
         teachers = load_teachers(args, tokenizer, device)
         alpha, temp = args.distill_alpha, args.distill_temperature
-        m_ens = evaluate(_Ensemble(teachers), tok_val, val_examples, device, args.batch * 4, args.max_answer_tokens)
-        s_ens = (m_ens["best_f1"] + m_ens["has_ans_f1_by_source"].get("new_wiki_v1.0", m_ens["has_ans_f1"])) / 2
+        m_ens = evaluate(_Ensemble(teachers), tok_val, val_examples, device, args.batch * 4, args.max_answer_tokens,
+                         amp)
+        s_ens = selection_score(m_ens)
         teacher_scores = {}
         for folder in args.teachers.split(","):
             summ = Path(folder.strip()) / "training_summary.json"
@@ -390,7 +387,7 @@ def train(args) -> dict:
             ids, tt, mask = _pad([tok_train["input_ids"][i] for i in idx], [tok_train["token_type_ids"][i] for i in idx])
             s = torch.tensor([tok_train["start"][i] for i in idx], device=device)
             e = torch.tensor([tok_train["end"][i] for i in idx], device=device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=_amp(device)):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                 o = model(input_ids=ids.to(device), token_type_ids=tt.to(device), attention_mask=mask.to(device))
             ls = torch.nn.functional.cross_entropy(o.start_logits.float(), s, label_smoothing=args.label_smoothing)
             le = torch.nn.functional.cross_entropy(o.end_logits.float(), e, label_smoothing=args.label_smoothing)
@@ -421,8 +418,8 @@ def train(args) -> dict:
                 log.warning("time budget reached in epoch %d at step %d/%d", epoch + 1, step + 1, len(batches))
                 stopped = True
                 break
-        metrics = evaluate(model, tok_val, val_examples, device, args.batch * 4, args.max_answer_tokens)
-        score = (metrics["best_f1"] + metrics["has_ans_f1_by_source"].get("new_wiki_v1.0", metrics["has_ans_f1"])) / 2
+        metrics = evaluate(model, tok_val, val_examples, device, args.batch * 4, args.max_answer_tokens, amp)
+        score = selection_score(metrics)
         entry = {"epoch": epoch + 1, "loss": loss_sum / max(1, n_loss), "epoch_s": round(time.time() - t_ep, 1),
                  "selection_score": score, **metrics}
         if teachers is not None:
@@ -439,8 +436,8 @@ def train(args) -> dict:
             avg = {k: (v.float() + prev_state[k].float()).div(2).to(v.dtype) if v.is_floating_point() else v
                    for k, v in state.items()}
             model.load_state_dict(avg)
-            m_avg = evaluate(model, tok_val, val_examples, device, args.batch * 4, args.max_answer_tokens)
-            s_avg = (m_avg["best_f1"] + m_avg["has_ans_f1_by_source"].get("new_wiki_v1.0", m_avg["has_ans_f1"])) / 2
+            m_avg = evaluate(model, tok_val, val_examples, device, args.batch * 4, args.max_answer_tokens, amp)
+            s_avg = selection_score(m_avg)
             log.info("average of epochs %d-%d: score %.2f %s", epoch, epoch + 1, s_avg, json.dumps(m_avg))
             history.append({"epoch": f"avg{epoch}-{epoch + 1}", "selection_score": s_avg, **m_avg})
             if s_avg > best["score"]:
@@ -463,6 +460,7 @@ def train(args) -> dict:
     # options left at their defaults without effect are not recorded, so that such runs' outputs stay as before
     unused = ({"init"} if not args.init else set()) | (set() if teachers else {"teachers", "distill_alpha",
                                                                                "distill_temperature"})
+    unused |= {k for k, off in (("removed_negatives", 0.0), ("bf16", False)) if getattr(args, k) == off}
     summary["recipe"] = {k: v for k, v in summary["recipe"].items() if k not in unused}
     if distill is not None:
         summary["distillation"] = distill
