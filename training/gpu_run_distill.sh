@@ -5,7 +5,8 @@
 #   phase 2: one student trained on the hard labels plus the KL to the teachers' averaged start/end
 #            distributions (train_reader.py --teachers), within BUDGET2 seconds (shrunk if phase 1 overran, so
 #            that the whole command ends within TOTAL seconds),
-#   then the student's fp16 weights in 15 MiB parts, reader_meta.tar, summaries and logs in $OUT (pick_best.py).
+#   soup:    weighted averages of the student and its partner (training/soup.py), when SOUP_MIN seconds are left,
+#   then the student's (or the soup's, if it validates higher) fp16 weights in 15 MiB parts, reader_meta.tar, summaries and logs in $OUT (pick_best.py).
 # Starting point: $MINILM (all-MiniLM-L6-v2 in fp16) when it was carried, else the tracked shipped reader
 # qa/weights/reader (continued training: its encoder AND its start/end head are already trained). The two do
 # not fit one device call together (45 MB + 45 MB > 64 MiB), so the usual call carries only the data:
@@ -36,6 +37,8 @@ N=${N:-4}; E1=${E1:-2}; E2=${E2:-2}; B1=${B1:-64}; B2=${B2:-64}
 ALPHA=${ALPHA:-0.5}; TEMP=${TEMP:-2.0}
 RNEG=${RNEG:-0.2}        # share of answerable questions also given their paragraph with the answer sentence cut out
 #                          (train_reader.py --removed-negatives; in training and validation alike; 0 = as before)
+SOUP=${SOUP:-1}           # then try weight averages of the student and its partner (training/soup.py)
+SOUP_MIN=${SOUP_MIN:-40}  # seconds that must be left of TOTAL to try them
 INIT=${INIT:-base}       # the student starts from: base (MiniLM, or the shipped reader) | best (best teacher)
 MINILM=${MINILM:-.gpu/minilm}; DATA_TAR=${DATA_TAR:-.gpu/qa-train.tar.xz}
 WIKI=(1 2 3 2)           # new_wiki sampling weight per teacher (cycled when N > 4); seeds 21, 22, ...
@@ -51,7 +54,7 @@ mkdir -p "$W" "$OUT"; rm -rf "$W/t" "$W/s" "$W/tpick"; mkdir -p "$W/t" "$W/s" "$
 LOG="$OUT/train_logs.txt"
 { date; nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || echo "no nvidia-smi"; nproc
   $PY -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)"
-  echo "mode $MODE (base $BASE) N=$N BUDGET1=$BUDGET1 BUDGET2=$BUDGET2 TOTAL=$TOTAL E1=$E1 E2=$E2 alpha=$ALPHA T=$TEMP INIT=$INIT lr2=$LR2 removed_negatives=$RNEG dry_run=$DRY_RUN"
+  echo "mode $MODE (base $BASE) N=$N BUDGET1=$BUDGET1 BUDGET2=$BUDGET2 TOTAL=$TOTAL E1=$E1 E2=$E2 alpha=$ALPHA T=$TEMP INIT=$INIT lr2=$LR2 removed_negatives=$RNEG soup=$SOUP dry_run=$DRY_RUN"
 } > "$LOG" 2>&1
 tar -xJf "$DATA_TAR" -C "$W" || { echo "cannot unpack $DATA_TAR" | tee -a "$LOG"; exit 1; }
 COMMON="--base $BASE --data $W/qa-train --cache $W/cache.pt --no-resume --removed-negatives $RNEG"
@@ -85,7 +88,20 @@ if [ "$B2S" -ge "$MIN2" ]; then
 else
   echo "phase 2 skipped: only $B2S s left" >> "$LOG"
 fi
-for f in "$W"/log_T*.txt "$W"/log_student.txt; do [ -f "$f" ] && { echo "=== $f"; grep -vE "Loading weights|it/s\]" "$f"; }; done >> "$LOG"
+# soup: weighted averages of the student with its partner (the shipped reader it was continued from, or the best
+# teacher when training started from MiniLM), chosen on the same validation split; the alphas include 0 and 1,
+# so pick_best.py below returns the soup only where it validates above the student itself
+LEFT=$(( TOTAL - $(el) ))
+if [ "$SOUP" = 1 ] && [ -f "$W/s/run_student/training_summary.json" ] && [ "$LEFT" -ge "$SOUP_MIN" ]; then
+  if [ "$MODE" = continued ]; then PARTNER=qa/weights/reader; else PARTNER="$W/t/$BEST_T"; fi
+  timeout $(( LEFT - 10 )) $PY training/soup.py --readers "$PARTNER,$W/s/run_student" --alphas 0,0.25,0.5,0.75,1 \
+    --cache "$W/cache.pt" --out "$W/s/run_soup" $( [ "$DRY_RUN" = 1 ] && echo "--device cpu --batch 8" ) \
+    > "$W/log_soup.txt" 2>&1
+  echo "soup with $PARTNER done at $(el) s (rc $?)" >> "$LOG"
+else
+  echo "soup skipped (SOUP=$SOUP, $LEFT s left)" >> "$LOG"
+fi
+for f in "$W"/log_T*.txt "$W"/log_student.txt "$W"/log_soup.txt; do [ -f "$f" ] && { echo "=== $f"; grep -vE "Loading weights|it/s\]" "$f"; }; done >> "$LOG"
 if [ -f "$W/s/run_student/training_summary.json" ]; then
   $PY training/pick_best.py "$W/s" "$OUT" >> "$LOG" 2>&1
 else
@@ -100,6 +116,8 @@ w = Path(sys.argv[1])
 for f in sorted(w.glob("t/run_*/training_summary.json")) + sorted(w.glob("s/run_*/training_summary.json")):
     s = json.loads(f.read_text())
     v = s["validation"]
+    if "soup_of" in s:
+        print("soup candidates (alpha: score):", [(c["alpha"], round(c["selection_score"], 2)) for c in s["history"]])
     print(f"{f.parent.name:12s} score {s['selection_score']:.2f} best_f1 {v['best_f1']:.2f} "
           f"has_ans_em {v['has_ans_em']:.2f} has_ans_f1 {v['has_ans_f1']:.2f} selected {s['selected']} "
           f"train_s {s['train_seconds']}")

@@ -27,7 +27,8 @@ def main(work: str, out: str) -> int:
     if not runs:
         print("no finished run", file=sys.stderr)
         return 1
-    best = max(runs, key=lambda r: runs[r]["selection_score"])
+    # on a tie a trained run beats a weight average (training/soup.py writes run_soup)
+    best = max(runs, key=lambda r: (runs[r]["selection_score"], r != "run_soup"))
     (out_dir / "summary_all.json").write_text(json.dumps({"best": best, "runs": runs}, indent=1))
     src = work_dir / best
     with tarfile.open(out_dir / "reader_meta.tar", "w") as tar:

@@ -1,0 +1,138 @@
+"""Weight averaging ("model soup") of trained readers that share a starting point, chosen on validation.
+
+Readers fine-tuned from the same weights (for example the shipped reader and a run continued from it with
+``train_reader.py --init``) lie in one basin, so a weighted average of their parameters is itself a reader; it
+often keeps most of each one's strengths, at no cost at inference time. This scores the averages
+``(1 - a) * first + a * second`` for each ``a`` in ``--alphas`` on the held-out validation split, with the same
+data options, decoder and selection score as ``train_reader.py``, keeps the best, calibrates its no-answer
+threshold on validation and writes it like ``train_reader.py`` does.
+
+    python training/soup.py --readers qa/weights/reader,build/reader-cpu-cut --alphas 0,0.25,0.5,0.75,1 \
+        --removed-negatives 0.2 --bf16 --out build/reader-soup
+
+SQuAD dev sets take no part: measure the result afterwards with ``qa eval`` (``QA_READER_MODEL=DIR``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from train_reader import evaluate, prepare, save, selection_score  # noqa: E402
+
+log = logging.getLogger("soup")
+
+
+def average(states: list[dict], weights: list[float]) -> dict:
+    """Weighted average of state dicts with the same keys and shapes, in fp32; non-float tensors from the first."""
+    if len(states) != len(weights) or not states:
+        raise ValueError("one weight per state dict")
+    if abs(sum(weights) - 1.0) > 1e-6:
+        raise ValueError(f"weights must sum to 1, not {sum(weights)}")
+    keys = set(states[0])
+    for s in states[1:]:
+        if set(s) != keys:
+            raise ValueError(f"state dicts differ in keys: {sorted(keys ^ set(s))[:5]}")
+    out = {}
+    for k, v in states[0].items():
+        if any(s[k].shape != v.shape for s in states):
+            raise ValueError(f"{k}: shapes differ")
+        if v.is_floating_point():
+            out[k] = sum(w * s[k].float() for w, s in zip(weights, states))
+        else:
+            out[k] = v.clone()
+    return out
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--readers", required=True, help="FIRST,SECOND: two reader folders with the same architecture")
+    p.add_argument("--alphas", default="0,0.25,0.5,0.75,1", help="weights of SECOND to try")
+    p.add_argument("--data", default="../shared/data/qa-train")
+    p.add_argument("--out", default="build/reader-soup")
+    p.add_argument("--seed", type=int, default=13, help="as train_reader.py: fixes the validation negatives")
+    p.add_argument("--neg-fraction", type=float, default=0.4)
+    p.add_argument("--removed-negatives", type=float, default=0.0)
+    p.add_argument("--max-val-examples", type=int, default=0, help="0: the whole validation split")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast on a CPU (always on a GPU)")
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--cache", default=None,
+                   help="a train_reader.py --cache file: its validation split is used as it is (the data options "
+                        "above are then ignored)")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
+    args = parse_args(argv)
+    folders = [d.strip() for d in args.readers.split(",") if d.strip()]
+    if len(folders) != 2:
+        raise SystemExit("--readers takes exactly two folders")
+    alphas = [float(a) for a in args.alphas.split(",")]
+    if any(not 0.0 <= a <= 1.0 for a in alphas):
+        raise SystemExit("--alphas must lie in [0, 1]")
+    # windows and answer length as the SECOND reader (usually the newer run) was trained and calibrated with
+    cfg = json.loads((Path(folders[1]) / "reader_config.json").read_text())
+    device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    amp = device.type == "cuda" or args.bf16
+    if device.type == "cpu":
+        torch.set_num_threads(max(1, os.cpu_count() or 1))
+    tokenizer = AutoTokenizer.from_pretrained(folders[0])
+    if tokenizer(["Who?"], ["It was Smith, in 1998."])["input_ids"] != \
+            AutoTokenizer.from_pretrained(folders[1])(["Who?"], ["It was Smith, in 1998."])["input_ids"]:
+        raise SystemExit("the readers' tokenizers differ")
+    # the validation split as train_reader.py builds it; the training split is not needed (one example kept)
+    data_args = SimpleNamespace(data=args.data, seed=args.seed, neg_fraction=args.neg_fraction,
+                                removed_negatives=args.removed_negatives, max_train_examples=1,
+                                max_val_examples=args.max_val_examples, max_len=cfg["max_length"],
+                                stride=cfg["stride"], workers=0, cache=args.cache)
+    _, tok_val, val_examples, stats = prepare(data_args, tokenizer)
+    models = [AutoModelForQuestionAnswering.from_pretrained(f, dtype=torch.float32) for f in folders]
+    states = [m.state_dict() for m in models]
+    model = models[0].to(device)
+    results, best = [], None
+    for a in alphas:
+        t0 = time.time()
+        model.load_state_dict(average(states, [1.0 - a, a]))
+        m = evaluate(model, tok_val, val_examples, device, args.batch, cfg["max_answer_tokens"], amp)
+        score = selection_score(m)
+        results.append({"alpha": a, "selection_score": score, "eval_s": round(time.time() - t0, 1), **m})
+        log.info("alpha %.2f: score %.2f best_f1 %.2f new_wiki %.2f has_ans_f1 %.2f threshold %.3f (%.0f s)",
+                 a, score, m["best_f1"], m["has_ans_f1_by_source"].get("new_wiki_v1.0", float("nan")),
+                 m["has_ans_f1"], m["null_threshold"], time.time() - t0)
+        if best is None or score > best["selection_score"]:
+            best = results[-1]
+    model.load_state_dict(average(states, [1.0 - best["alpha"], best["alpha"]]))
+    summary = {
+        "train_seconds": 0.0, "recipe": {"soup": vars(args)}, "history": results,  # the keys pick_best.py reads
+        "soup_of": folders, "selected_alpha": best["alpha"], "selected": f"soup alpha={best['alpha']}",
+        "selection_score": best["selection_score"],
+        "validation": {k: v for k, v in best.items() if k not in ("alpha", "selection_score", "eval_s")},
+        "data": stats, "device": str(device), "bf16": amp,
+        "parents": {f: json.loads((Path(f) / "training_summary.json").read_text()).get("recipe")
+                    for f in folders if (Path(f) / "training_summary.json").exists()},
+    }
+    save(model, tokenizer, Path(args.out), best["null_threshold"],
+         SimpleNamespace(max_len=cfg["max_length"], stride=cfg["stride"],
+                         max_answer_tokens=cfg["max_answer_tokens"]), summary)
+    print(json.dumps({k: summary[k] for k in ("selected_alpha", "selection_score")}
+                     | {"candidates": [{k: r[k] for k in ("alpha", "selection_score", "best_f1", "has_ans_f1",
+                                                          "null_threshold")}
+                                       | {"new_wiki": r["has_ans_f1_by_source"].get("new_wiki_v1.0")}
+                                       for r in results]}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
