@@ -19,12 +19,12 @@ class Settings:
     k: int = 5  # passages read per question
     candidates: int = 50  # taken from each retriever before fusion
     fusion: str = "mix"  # "mix" (normalised score mix) or "rrf" (reciprocal rank fusion)
-    dense_weight: float = 0.7  # weight of the dense score in "mix" (chosen by benchmarks/retrieval.py, seed-1 sample)
+    dense_weight: float = 0.7  # weight of the dense score in "mix" (benchmarks/retrieval.py on the tuning set)
     rrf_k: int = 60
     reader: str = "span"  # "span" (the trained reader) or "rules" (sentence + rules)
     not_found_threshold: float | None = None  # confidence below which the answer is "not found"; None: the reader's own
     retrieval_weight: float = 0.5  # how much the passage's retrieval score counts when ranking answers (assistant.py;
-    #                                chosen by benchmarks/answer_ranking.py on a seed-1 sample)
+    #                                chosen by benchmarks/answer_ranking.py on benchmarks/tuning_set.py's set)
     max_answer_tokens: int = 30
     max_question_chars: int = MAX_QUESTION_CHARS
     index_workers: int = 0  # processes that chunk reports while indexing; 0: none on a CPU, most cores with a GPU
