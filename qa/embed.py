@@ -46,8 +46,7 @@ class Encoder:
         self.batch_size = batch_size
         self.max_tokens = max_tokens
         self._tokenizer = None
-        self._model = None
-        self._forward = None
+        self._forward = None  # (input_ids, attention_mask) -> hidden states; None until warm_up
         self._device: str | None = None
         self._lock = threading.Lock()
 
@@ -82,18 +81,11 @@ class Encoder:
 
     def warm_up(self) -> None:
         with self._lock:
-            if self._model is not None:
+            if self._forward is not None:
                 return
-            import torch
-            from transformers import AutoModel
-
-            quiet_third_party()
             device, dtype = place(self.device_setting, self.precision_setting)
-            model = AutoModel.from_pretrained(str(self.model_path), dtype=torch.float32, add_pooling_layer=False)
-            model = model.to(device=device, dtype=dtype).eval()
-            self._forward = _forward_for(model)
+            self._forward = load_encoder(self.model_path, device, dtype)
             self._device, self._dtype = device, dtype
-            self._model = model
             log.info("loaded %s on %s (%s)", self.name, device, dtype)
 
     # --- tokenising ---
@@ -196,10 +188,18 @@ class Encoder:
         return out
 
 
-def _forward_for(model):
-    """(input_ids, attention_mask) -> last hidden states: the lean pass where it is exact, else the model's own."""
-    from .lean_bert import LeanBert, supports
+def load_encoder(folder: Path, device: str, dtype):
+    """(input_ids, attention_mask) -> last hidden states, on ``device`` in ``dtype``: the lean pass read straight
+    from the weights where it reproduces the model (no ``transformers`` modelling code to import), else the model's
+    own forward through ``transformers``."""
+    from .lean_bert import LeanBert, can_load
 
-    if supports(model):
-        return LeanBert(model)
+    if can_load(folder):
+        return LeanBert.from_folder(folder, device=device, dtype=dtype)
+    import torch
+    from transformers import AutoModel
+
+    quiet_third_party()
+    model = AutoModel.from_pretrained(str(folder), dtype=torch.float32, add_pooling_layer=False)
+    model = model.to(device=device, dtype=dtype).eval()
     return lambda ids, mask: model(input_ids=ids, attention_mask=mask).last_hidden_state

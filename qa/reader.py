@@ -78,17 +78,12 @@ class SpanReader:
         with self._lock:
             if self._encoder is not None:
                 return
-            import torch
-            from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+            from transformers import AutoTokenizer
 
-            quiet_third_party()
             device, dtype = place(self.device_setting, self.precision_setting)
             self._tokenizer = AutoTokenizer.from_pretrained(str(self.model_path))
-            model = AutoModelForQuestionAnswering.from_pretrained(str(self.model_path), dtype=torch.float32)
-            # The encoder runs in ``dtype``; the span head stays fp32 so that start/end scores keep their resolution.
+            self._encoder, self._head = load_span_model(self.model_path, device, dtype)
             self._device = device
-            self._head = model.qa_outputs.to(device=device, dtype=torch.float32).eval()
-            self._encoder = model.base_model.to(device=device, dtype=dtype).eval()
             log.info("loaded span reader %s on %s (%s)", self.model_path, device, dtype)
 
     max_question_tokens = 64  # a longer question is cut so that every window keeps room for the passage
@@ -126,8 +121,7 @@ class SpanReader:
                     ids[r, : len(x)] = torch.tensor(x)
                     tt[r, : len(x)] = torch.tensor(enc["token_type_ids"][w])
                     mask[r, : len(x)] = 1
-                hidden = self._encoder(input_ids=ids.to(self._device), token_type_ids=tt.to(self._device),
-                                       attention_mask=mask.to(self._device)).last_hidden_state
+                hidden = self._encoder(ids.to(self._device), mask.to(self._device), tt.to(self._device))
                 logits = self._head(hidden.float()).cpu().numpy()
                 s_all, e_all = logits[..., 0], logits[..., 1]
                 for r, w in enumerate(wins):
@@ -153,3 +147,27 @@ class SpanReader:
             margin = score - null[ci] + self.null_threshold
             spans.append(Span(chunk, start, start + len(text), text, _sigmoid(margin), margin))
         return spans
+
+
+def load_span_model(folder: Path, device: str, dtype):
+    """(encoder, head) of a span reader on ``device``: ``encoder(input_ids, attention_mask, token_type_ids)`` gives the
+    last hidden states in ``dtype``; ``head(hidden)`` the start/end logits, in fp32 so that the scores keep their
+    resolution. The lean pass read straight from the weights where it reproduces the model (``qa/lean_bert.py``),
+    else the model through ``transformers``."""
+    import torch
+
+    from .lean_bert import LeanBert, can_load, load_tensors, read_config
+
+    if can_load(folder):
+        tensors = load_tensors(folder)
+        if "qa_outputs.weight" in tensors:
+            w, b = (tensors[f"qa_outputs.{k}"].to(device=device, dtype=torch.float32) for k in ("weight", "bias"))
+            return (LeanBert(tensors, read_config(folder), device=device, dtype=dtype),
+                    lambda hidden: torch.nn.functional.linear(hidden, w, b))
+    from transformers import AutoModelForQuestionAnswering
+
+    quiet_third_party()
+    model = AutoModelForQuestionAnswering.from_pretrained(str(folder), dtype=torch.float32)
+    head = model.qa_outputs.to(device=device, dtype=torch.float32).eval()
+    base = model.base_model.to(device=device, dtype=dtype).eval()
+    return (lambda ids, mask, tt: base(input_ids=ids, attention_mask=mask, token_type_ids=tt).last_hidden_state), head

@@ -121,3 +121,29 @@ def test_bf16_reader_agrees_with_fp32():
     got = [[r.read(q, [Chunk("d", 0, 0, len(c), c)])[0].text for q, c in items] for r in readers]
     same = sum(x == y for x, y in zip(*got))
     assert same >= 22, list(zip(*got))  # near-ties may flip in bf16 (2,000 SQuAD questions: EM 60.70 vs 60.65)
+
+
+def test_lean_reader_equals_bert_for_question_answering(span_reader):
+    """The reader runs on weights read straight from its safetensors (qa/lean_bert.py), not transformers' model:
+    same start/end logits as BertForQuestionAnswering, with token types and padding."""
+    import torch
+    from transformers import AutoModelForQuestionAnswering
+
+    from qa.lean_bert import LeanBert
+    from qa.reader import SpanReader, load_span_model
+
+    reader = SpanReader(precision="fp32")
+    reader.warm_up()
+    assert isinstance(reader._encoder, LeanBert) and reader._encoder.dtype == torch.float32
+    model = AutoModelForQuestionAnswering.from_pretrained(str(reader.model_path), dtype=torch.float32).eval()
+    enc = reader._tokenizer(["Who opened the bridge?", "When?"],
+                            ["Mayor Helen Crofts opened the bridge in 1987.", FILLER], padding=True,
+                            return_tensors="pt")
+    assert (enc["attention_mask"] == 0).any() and (enc["token_type_ids"] == 1).any()
+    with torch.inference_mode():
+        want = model(**enc)
+        encoder, head = load_span_model(reader.model_path, "cpu", torch.float32)
+        got = head(encoder(enc["input_ids"], enc["attention_mask"], enc["token_type_ids"]).float())
+    real = enc["attention_mask"].bool()
+    assert torch.allclose(got[..., 0][real], want.start_logits[real], atol=1e-4)
+    assert torch.allclose(got[..., 1][real], want.end_logits[real], atol=1e-4)
