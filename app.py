@@ -156,7 +156,7 @@ def build_demo(service: ChatService) -> gr.Blocks:
                 scope: list[str] | None, date_from: str, date_to: str):
         try:
             answer = service.ask(message, history, int(k), float(threshold), scope or None, date_from, date_to)
-        except BadQuestion as e:
+        except (BadQuestion, QAError) as e:  # QAError: e.g. a model that cannot be read; the message says what to do
             raise gr.Error(str(e)) from e
         html = answer_html(answer, service.assistant.store.documents, threshold, str(ROOT))
         messages = list(messages or []) + [{"role": "user", "content": question_html(message)},
@@ -175,7 +175,7 @@ def build_demo(service: ChatService) -> gr.Blocks:
             raise gr.Error(f"history must be a list of earlier answers as /chat returned them ({e!r})") from e
         try:
             return service.ask(question, past, k, threshold, doc_ids, date_from, date_to).to_dict()
-        except ValueError as e:  # BadQuestion, or k / threshold out of range
+        except (ValueError, QAError) as e:  # BadQuestion, k / threshold out of range, a model that cannot be read
             raise gr.Error(str(e)) from e
 
     def listing():
@@ -289,9 +289,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     for name in ("qa", log.name):
         logging.getLogger(name).setLevel(logging.INFO)
     service = ChatService(args.index, max_upload_mb=args.max_upload_mb)
-    service.ensure_index(say=print)
-    print(f"Loading the models for {service.index_dir}/ ...", flush=True)
-    service.assistant.warm_up()
+    try:
+        service.ensure_index(say=print)
+        print(f"Loading the models for {service.index_dir}/ ...", flush=True)
+        service.assistant.warm_up()
+    except QAError as e:  # a missing or damaged model or index: one line that says what to do, not a traceback
+        raise SystemExit(f"error: {e}") from e
     print(f"report-qa is serving on http://{args.host}:{args.port}" + (" (login required)" if args.auth else ""),
           flush=True)
     build_demo(service).queue().launch(**launch_options(args, service))

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .models import EMBEDDING_MODEL_NAME, check_precision, embedding_model_path, place, precision_name, quiet_third_party
+from .models import (EMBEDDING_MODEL_NAME, check_precision, embedding_model_path, load_tokenizer, place,
+                     precision_name, quiet_third_party)
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +55,7 @@ class Encoder:
     @property
     def tokenizer(self):
         if self._tokenizer is None:
-            from transformers import AutoTokenizer
-
-            self._tokenizer = AutoTokenizer.from_pretrained(str(self.model_path))
+            self._tokenizer = load_tokenizer(self.model_path)
         return self._tokenizer
 
     @property

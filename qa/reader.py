@@ -20,7 +20,7 @@ from typing import Protocol
 
 import numpy as np
 
-from .models import check_precision, place, quiet_third_party, reader_model_path
+from .models import check_precision, load_tokenizer, place, quiet_third_party, reader_model_path
 from .types import Chunk, Span
 
 log = logging.getLogger(__name__)
@@ -78,10 +78,8 @@ class SpanReader:
         with self._lock:
             if self._encoder is not None:
                 return
-            from transformers import AutoTokenizer
-
             device, dtype = place(self.device_setting, self.precision_setting)
-            self._tokenizer = AutoTokenizer.from_pretrained(str(self.model_path))
+            self._tokenizer = load_tokenizer(self.model_path)
             self._encoder, self._head = load_span_model(self.model_path, device, dtype)
             self._device = device
             log.info("loaded span reader %s on %s (%s)", self.model_path, device, dtype)

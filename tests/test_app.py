@@ -290,3 +290,16 @@ def test_login_required_with_auth(seed_index):
         assert d["text"] == "2012"
     finally:
         demo.close()
+
+
+def test_a_damaged_model_stops_the_app_with_one_line(seed_index_copy, tmp_path, monkeypatch, capsys):
+    from qa.models import reader_model_path
+
+    folder = tmp_path / "reader"
+    shutil.copytree(reader_model_path(), folder)
+    (folder / "model.safetensors").write_bytes((folder / "model.safetensors").read_bytes()[:4096])
+    monkeypatch.setenv("QA_READER_MODEL", str(folder))
+    with pytest.raises(SystemExit) as stop:
+        app.main(["--index", str(seed_index_copy), "--port", str(free_port())])
+    assert str(stop.value).startswith("error: cannot read the model weights")
+    assert str(folder / "model.safetensors") in str(stop.value)

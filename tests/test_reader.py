@@ -99,6 +99,24 @@ def test_missing_model_names_what_to_do(tmp_path, monkeypatch):
         SpanReader()
 
 
+def test_damaged_weights_say_which_file(tmp_path, monkeypatch):
+    import shutil
+
+    from qa.errors import ModelCorrupt
+    from qa.models import reader_model_path
+    from qa.reader import SpanReader
+
+    folder = tmp_path / "reader"
+    shutil.copytree(reader_model_path(), folder)
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: 1 << 20])  # an interrupted copy
+    monkeypatch.setenv("QA_READER_MODEL", str(folder))
+    reader = SpanReader()
+    with pytest.raises(ModelCorrupt, match="model.safetensors.*damaged or incomplete"):
+        reader.read("When?", [Chunk("d", 0, 0, 10, "It was 2012.")])
+    assert reader._encoder is None  # nothing half-loaded: a later call tries again
+
+
 def test_span_margins_match_confidences_and_fp16_on_cpu_is_refused(span_reader):
     import math
 
