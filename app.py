@@ -288,8 +288,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     for name in ("qa", log.name):
         logging.getLogger(name).setLevel(logging.INFO)
-    service = ChatService(args.index, max_upload_mb=args.max_upload_mb)
     try:
+        service = ChatService(args.index, max_upload_mb=args.max_upload_mb)
         service.ensure_index(say=print)
         print(f"Loading the models for {service.index_dir}/ ...", flush=True)
         service.assistant.warm_up()

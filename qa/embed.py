@@ -60,9 +60,9 @@ class Encoder:
 
     @property
     def dim(self) -> int:
-        import json
+        from .lean_bert import config_int
 
-        return int(json.loads((self.model_path / "config.json").read_text())["hidden_size"])
+        return config_int(self.model_path, "hidden_size")
 
     variant = "fp32"  # the manifest's embedding_variant: fp32/bf16/fp16 arithmetic all give this model's vectors
     #                  (cosine >= 0.9999 to fp32), so one index serves every precision
@@ -191,14 +191,12 @@ def load_encoder(folder: Path, device: str, dtype):
     """(input_ids, attention_mask) -> last hidden states, on ``device`` in ``dtype``: the lean pass read straight
     from the weights where it reproduces the model (no ``transformers`` modelling code to import), else the model's
     own forward through ``transformers``."""
-    from .lean_bert import LeanBert, can_load
+    from .lean_bert import LeanBert, can_load, transformers_model
 
     if can_load(folder):
         return LeanBert.from_folder(folder, device=device, dtype=dtype)
-    import torch
     from transformers import AutoModel
 
     quiet_third_party()
-    model = AutoModel.from_pretrained(str(folder), dtype=torch.float32, add_pooling_layer=False)
-    model = model.to(device=device, dtype=dtype).eval()
+    model = transformers_model(AutoModel, folder, add_pooling_layer=False).to(device=device, dtype=dtype).eval()
     return lambda ids, mask: model(input_ids=ids, attention_mask=mask).last_hidden_state

@@ -15,24 +15,28 @@ for anything else. ``tests/test_embed.py`` and ``tests/test_reader.py`` check th
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from .errors import ModelCorrupt
+from .models import read_json
 
 WEIGHTS = "model.safetensors"
 
 
 def read_config(folder: str | Path) -> dict:
-    path = Path(folder) / "config.json"
-    try:
-        return json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ModelCorrupt(f"cannot read the model config {path}: {e}; reinstall the model or point to another "
-                           f"folder") from e
+    return read_json(Path(folder) / "config.json")
+
+
+def config_int(folder: str | Path, key: str) -> int:
+    """An integer field of the folder's config.json (e.g. hidden_size); a missing or bad one is a ModelCorrupt."""
+    value = read_config(folder).get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ModelCorrupt(f"{Path(folder) / 'config.json'} has no valid {key!r} ({value!r}); reinstall the model or "
+                           "point to another folder")
+    return value
 
 
 def supports(config: dict) -> bool:
@@ -102,8 +106,15 @@ class LeanBert:
         self.dtype = dtype
 
     @classmethod
-    def from_folder(cls, folder: str | Path, *, device="cpu", dtype: torch.dtype = torch.float32) -> "LeanBert":
-        return cls(load_tensors(folder), read_config(folder), device=device, dtype=dtype)
+    def from_folder(cls, folder: str | Path, *, device="cpu", dtype: torch.dtype = torch.float32,
+                    tensors: dict | None = None) -> "LeanBert":
+        """The encoder of a model folder; weights that do not fit its config.json are a ModelCorrupt."""
+        tensors = load_tensors(folder) if tensors is None else tensors
+        try:
+            return cls(tensors, read_config(folder), device=device, dtype=dtype)
+        except (KeyError, ValueError, TypeError, IndexError, RuntimeError) as e:
+            raise ModelCorrupt(f"the weights in {Path(folder) / WEIGHTS} do not fit {Path(folder) / 'config.json'} "
+                               f"({type(e).__name__}: {e}); reinstall the model or point to another folder") from e
 
     def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                  token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
@@ -122,3 +133,20 @@ class LeanBert:
             x = F.layer_norm(F.linear(att, o_w, o_b) + x, shape, n1_w, n1_b, self.eps)
             x = F.layer_norm(F.linear(F.gelu(F.linear(x, up_w, up_b)), dn_w, dn_b) + x, shape, n2_w, n2_b, self.eps)
         return x
+
+
+def transformers_model(auto_class, folder: str | Path, **kw):
+    """The fallback for folders this module does not load: ``auto_class.from_pretrained`` in fp32, its failures a
+    ModelCorrupt that names the folder."""
+    try:
+        return auto_class.from_pretrained(str(folder), dtype=torch.float32, **kw)
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as e:
+        raise ModelCorrupt(f"cannot load the model in {folder} ({type(e).__name__}: {e}); reinstall the model or "
+                           "point to another folder") from e
+
+
+def check_weights(folder: str | Path) -> None:
+    """Read a model folder's weights as the encoder would (on the CPU, briefly): a damaged file is a ModelCorrupt
+    now, before work is handed to processes or machines that would each fail on it."""
+    if can_load(folder):
+        LeanBert.from_folder(folder)

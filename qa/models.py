@@ -1,6 +1,7 @@
 """Finding the offline model packages. Nothing here touches the network."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -145,3 +146,14 @@ def load_tokenizer(folder: Path):
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ModelCorrupt(f"cannot load the tokenizer in {folder} ({type(e).__name__}: {e}); reinstall the model "
                            f"or point to another folder") from e
+
+
+def read_json(path: Path) -> dict:
+    """A model folder's JSON file (config.json, reader_config.json) as a dict; a damaged one is a ModelCorrupt."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModelCorrupt(f"cannot read {path}: {e}; reinstall the model or point to another folder") from e
+    if not isinstance(data, dict):
+        raise ModelCorrupt(f"{path} is not a JSON object; reinstall the model or point to another folder")
+    return data

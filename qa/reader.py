@@ -10,7 +10,6 @@ report offsets and a confidence in [0, 1] (0.5 = the reader's calibrated answer 
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 import threading
@@ -20,7 +19,7 @@ from typing import Protocol
 
 import numpy as np
 
-from .models import check_precision, load_tokenizer, place, quiet_third_party, reader_model_path
+from .models import check_precision, load_tokenizer, place, quiet_third_party, read_json, reader_model_path
 from .types import Chunk, Span
 
 log = logging.getLogger(__name__)
@@ -59,7 +58,7 @@ class SpanReader:
                  max_answer_tokens: int | None = None, batch_size: int = 16) -> None:
         self.model_path = Path(model_path) if model_path else reader_model_path()
         cfg_path = self.model_path / "reader_config.json"
-        cfg = json.loads(cfg_path.read_text()) if cfg_path.exists() else {}
+        cfg = read_json(cfg_path) if cfg_path.exists() else {}
         self.max_length = int(cfg.get("max_length", 384))
         self.stride = int(cfg.get("stride", 128))
         self.null_threshold = float(cfg.get("null_threshold", 0.0))
@@ -154,18 +153,18 @@ def load_span_model(folder: Path, device: str, dtype):
     else the model through ``transformers``."""
     import torch
 
-    from .lean_bert import LeanBert, can_load, load_tensors, read_config
+    from .lean_bert import LeanBert, can_load, load_tensors, transformers_model
 
     if can_load(folder):
         tensors = load_tensors(folder)
-        if "qa_outputs.weight" in tensors:
+        if "qa_outputs.weight" in tensors and "qa_outputs.bias" in tensors:
             w, b = (tensors[f"qa_outputs.{k}"].to(device=device, dtype=torch.float32) for k in ("weight", "bias"))
-            return (LeanBert(tensors, read_config(folder), device=device, dtype=dtype),
+            return (LeanBert.from_folder(folder, device=device, dtype=dtype, tensors=tensors),
                     lambda hidden: torch.nn.functional.linear(hidden, w, b))
     from transformers import AutoModelForQuestionAnswering
 
     quiet_third_party()
-    model = AutoModelForQuestionAnswering.from_pretrained(str(folder), dtype=torch.float32)
+    model = transformers_model(AutoModelForQuestionAnswering, folder)
     head = model.qa_outputs.to(device=device, dtype=torch.float32).eval()
     base = model.base_model.to(device=device, dtype=dtype).eval()
     return (lambda ids, mask, tt: base(input_ids=ids, attention_mask=mask, token_type_ids=tt).last_hidden_state), head

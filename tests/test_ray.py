@@ -153,3 +153,19 @@ def test_an_incompatible_index_is_rebuilt_whole(corpus, tmp_path, ray_cluster):
     again = ray_sync(Settings(index_dir=str(idx)), [corpus], num_encoders=1)
     assert again.unchanged == [] and again.chunks_embedded == again.n_chunks > 0
     assert IndexStore.open(idx, expect={"embedding_model": Encoder.name}).data.documents
+
+
+def test_a_damaged_embedding_model_fails_before_any_actor_starts(tmp_path, monkeypatch, capsys):
+    from qa.models import embedding_model_path
+
+    folder = tmp_path / "model"
+    shutil.copytree(embedding_model_path(), folder)
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100_000])
+    monkeypatch.setenv("QA_EMBEDDING_MODEL", str(folder))
+    started = ray.is_initialized()
+    assert main(["index", str(SEEDS), "--index", str(tmp_path / "idx"), "--ray"]) != 0
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: cannot read the model weights") and str(weights) in err
+    assert len(err.splitlines()) == 1 and ray.is_initialized() == started  # no cluster was started for it
+    assert not (tmp_path / "idx" / "manifest.json").exists()

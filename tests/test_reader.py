@@ -165,3 +165,28 @@ def test_lean_reader_equals_bert_for_question_answering(span_reader):
     real = enc["attention_mask"].bool()
     assert torch.allclose(got[..., 0][real], want.start_logits[real], atol=1e-4)
     assert torch.allclose(got[..., 1][real], want.end_logits[real], atol=1e-4)
+
+
+def test_folders_the_lean_pass_does_not_take_load_through_transformers(span_reader, monkeypatch):
+    """A model folder that qa/lean_bert.py does not load (another architecture, weights not in safetensors) still
+    loads, through transformers, and gives the same outputs."""
+    import torch
+
+    import qa.lean_bert
+    from qa.embed import Encoder, load_encoder
+    from qa.lean_bert import LeanBert
+    from qa.reader import load_span_model
+
+    enc = span_reader._tokenizer(["Who opened it?"], ["Mayor Helen Crofts opened the bridge in 1987."],
+                                 return_tensors="pt")
+    args = (enc["input_ids"], enc["attention_mask"], enc["token_type_ids"])
+    lean_enc, lean_head = load_span_model(span_reader.model_path, "cpu", torch.float32)
+    e_path = Encoder().model_path
+    lean_e = load_encoder(e_path, "cpu", torch.float32)
+    monkeypatch.setattr(qa.lean_bert, "can_load", lambda folder: False)
+    tf_enc, tf_head = load_span_model(span_reader.model_path, "cpu", torch.float32)
+    tf_e = load_encoder(e_path, "cpu", torch.float32)
+    assert not isinstance(tf_enc, LeanBert) and not isinstance(tf_e, LeanBert) and isinstance(lean_e, LeanBert)
+    with torch.inference_mode():
+        assert torch.allclose(tf_head(tf_enc(*args).float()), lean_head(lean_enc(*args).float()), atol=1e-4)
+        assert torch.allclose(tf_e(*args[:2]), lean_e(*args[:2]), atol=1e-5)

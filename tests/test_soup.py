@@ -51,3 +51,51 @@ def test_readers_that_do_not_match_are_refused():
         average([a, {**b, "0.bias": torch.zeros(4)}], [0.5, 0.5])
     with pytest.raises(ValueError, match="sum to 1"):
         average([a, b], [0.5, 0.6])
+
+
+def test_each_candidate_is_the_average_it_is_named_after():
+    """The readers' weights are snapshots: scoring one candidate must not change the next one's ingredients (a
+    state_dict shares its tensors with the model it came from)."""
+    from soup import candidates, snapshot
+
+    torch.manual_seed(0)
+    first, second = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    w0, w1 = first.weight.detach().clone(), second.weight.detach().clone()
+    states = [snapshot(first), snapshot(second)]
+    seen = dict(candidates(first, states, [0.0, 0.25, 0.5, 0.75, 1.0], lambda m: m.weight.detach().clone()))
+    for a, w in seen.items():
+        assert torch.allclose(w, (1 - a) * w0 + a * w1, atol=1e-6), a
+    assert torch.equal(states[0]["weight"], w0)
+
+
+def _run(folder, score, **extra):
+    import json
+
+    folder.mkdir(parents=True)
+    (folder / "model.safetensors").write_bytes(folder.name.encode())
+    (folder / "training_summary.json").write_text(json.dumps({
+        "selection_score": score, "selected": 1, "train_seconds": 1.0, "validation": {}, "recipe": {},
+        "history": [], **extra}))
+
+
+@pytest.mark.parametrize("soup, baseline, picked", [
+    (70.30, 70.10, "run_soup"),     # beats the student scored in the same pass (70.10): it wins
+    (70.20, 70.00, "run_soup"),     # ... even below the student's training-time 70.25: same-pass gain +0.20
+    (70.10, 70.10, "run_student"),  # the student itself (a = 1) or no better: left out
+    (70.20, 70.30, "run_student"),  # re-scoring put the student higher than the soup: left out
+])
+def test_pick_best_holds_a_soup_against_its_own_a1_candidate(tmp_path, soup, baseline, picked):
+    import json
+
+    from pick_best import main as pick
+
+    work, out = tmp_path / "s", tmp_path / "out"
+    out.mkdir()
+    _run(work / "run_student", 70.25)
+    _run(work / "run_soup", soup, baseline_score=baseline, soup_of=["qa/weights/reader", str(work / "run_student")])
+    assert pick(str(work), str(out)) == 0
+    summary = json.loads((out / "summary_all.json").read_text())
+    assert summary["best"] == picked
+    assert (out / "model.safetensors.part0").read_bytes() == picked.encode()
+    if picked == "run_soup":
+        assert summary["runs"]["run_soup"]["selection_score"] == pytest.approx(70.25 + soup - baseline)

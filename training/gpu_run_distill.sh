@@ -90,14 +90,14 @@ else
 fi
 # soup: weighted averages of the student with its partner (the shipped reader it was continued from, or the best
 # teacher when training started from MiniLM), chosen on the same validation split; the alphas include 0 and 1,
-# so pick_best.py below returns the soup only where it validates above the student itself
+# so pick_best.py below returns the soup only where it validates above the student scored the same way (a = 1)
 LEFT=$(( TOTAL - $(el) ))
 if [ "$SOUP" = 1 ] && [ -f "$W/s/run_student/training_summary.json" ] && [ "$LEFT" -ge "$SOUP_MIN" ]; then
   if [ "$MODE" = continued ]; then PARTNER=qa/weights/reader; else PARTNER="$W/t/$BEST_T"; fi
   timeout $(( LEFT - 10 )) $PY training/soup.py --readers "$PARTNER,$W/s/run_student" --alphas 0,0.25,0.5,0.75,1 \
     --cache "$W/cache.pt" --out "$W/s/run_soup" $( [ "$DRY_RUN" = 1 ] && echo "--device cpu --batch 8" ) \
     > "$W/log_soup.txt" 2>&1
-  echo "soup with $PARTNER done at $(el) s (rc $?)" >> "$LOG"
+  RC=$?; echo "soup with $PARTNER done at $(el) s (rc $RC)" >> "$LOG"
 else
   echo "soup skipped (SOUP=$SOUP, $LEFT s left)" >> "$LOG"
 fi

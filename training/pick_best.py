@@ -18,16 +18,30 @@ PART = 15 * 1024 * 1024
 
 def main(work: str, out: str) -> int:
     work_dir, out_dir = Path(work), Path(out)
-    runs = {}
+    runs, soups = {}, {}
     for summ in sorted(work_dir.glob("run_*/training_summary.json")):
         s = json.loads(summ.read_text())
-        runs[summ.parent.name] = {"selection_score": s["selection_score"], "selected": s["selected"],
-                                  "train_seconds": s["train_seconds"], "validation": s["validation"],
-                                  "recipe": s["recipe"], "history": s["history"]}
+        row = {"selection_score": s["selection_score"], "selected": s["selected"],
+               "train_seconds": s["train_seconds"], "validation": s["validation"],
+               "recipe": s["recipe"], "history": s["history"]}
+        (soups if "soup_of" in s else runs)[summ.parent.name] = (row, s)
+    runs = {name: row for name, (row, _) in runs.items()}
+    # A weight average (training/soup.py) is held against its own a = 1 candidate: the reader it was made from,
+    # re-scored in the same pass. Its training-time score comes from another evaluation (before fp16 saving, other
+    # batches), so comparing with that could pick the same reader back, or miss a real gain, on rounding noise.
+    # A soup that beats it stands in for that reader, with the reader's score plus the gain.
+    for name, (row, s) in soups.items():
+        base, parent = s.get("baseline_score"), Path(s["soup_of"][-1]).name
+        if base is None or not s["selection_score"] > base:
+            print(f"{name}: no better than {s['soup_of'][-1]} scored the same way; left out")
+            continue
+        ref = runs[parent]["selection_score"] if parent in runs else base
+        runs[name] = {**row, "selection_score": ref + s["selection_score"] - base,
+                      "soup_score_as_measured": s["selection_score"], "baseline_score": base}
     if not runs:
         print("no finished run", file=sys.stderr)
         return 1
-    # on a tie a trained run beats a weight average (training/soup.py writes run_soup)
+    # on a tie, a trained run wins over a weight average
     best = max(runs, key=lambda r: (runs[r]["selection_score"], r != "run_soup"))
     (out_dir / "summary_all.json").write_text(json.dumps({"best": best, "runs": runs}, indent=1))
     src = work_dir / best

@@ -52,6 +52,19 @@ def average(states: list[dict], weights: list[float]) -> dict:
     return out
 
 
+def snapshot(model) -> dict:
+    """A copy of the model's weights. ``state_dict()`` itself shares its tensors with the model, so after the first
+    ``load_state_dict`` it would hold the candidate just scored, not the reader it was taken from."""
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def candidates(model, states: list[dict], alphas: list[float], score):
+    """(alpha, score(model)) with ``model`` holding ``(1 - alpha) * states[0] + alpha * states[1]``, for each alpha."""
+    for a in alphas:
+        model.load_state_dict(average(states, [1.0 - a, a]))
+        yield a, score(model)
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--readers", required=True, help="FIRST,SECOND: two reader folders with the same architecture")
@@ -99,18 +112,18 @@ def main(argv=None) -> int:
                                 stride=cfg["stride"], workers=0, cache=args.cache)
     _, tok_val, val_examples, stats = prepare(data_args, tokenizer)
     models = [AutoModelForQuestionAnswering.from_pretrained(f, dtype=torch.float32) for f in folders]
-    states = [m.state_dict() for m in models]
+    states = [snapshot(m) for m in models]
     model = models[0].to(device)
     results, best = [], None
-    for a in alphas:
-        t0 = time.time()
-        model.load_state_dict(average(states, [1.0 - a, a]))
-        m = evaluate(model, tok_val, val_examples, device, args.batch, cfg["max_answer_tokens"], amp)
+    t0 = time.time()
+    for a, m in candidates(model, states, alphas, lambda mod: evaluate(
+            mod, tok_val, val_examples, device, args.batch, cfg["max_answer_tokens"], amp)):
         score = selection_score(m)
         results.append({"alpha": a, "selection_score": score, "eval_s": round(time.time() - t0, 1), **m})
         log.info("alpha %.2f: score %.2f best_f1 %.2f new_wiki %.2f has_ans_f1 %.2f threshold %.3f (%.0f s)",
                  a, score, m["best_f1"], m["has_ans_f1_by_source"].get("new_wiki_v1.0", float("nan")),
                  m["has_ans_f1"], m["null_threshold"], time.time() - t0)
+        t0 = time.time()
         if best is None or score > best["selection_score"]:
             best = results[-1]
     model.load_state_dict(average(states, [1.0 - best["alpha"], best["alpha"]]))
@@ -118,6 +131,8 @@ def main(argv=None) -> int:
         "train_seconds": 0.0, "recipe": {"soup": vars(args)}, "history": results,  # the keys pick_best.py reads
         "soup_of": folders, "selected_alpha": best["alpha"], "selected": f"soup alpha={best['alpha']}",
         "selection_score": best["selection_score"],
+        # SECOND alone (a = 1), scored here the same way: what pick_best.py holds the soup against
+        "baseline_score": next((r["selection_score"] for r in results if r["alpha"] == 1.0), None),
         "validation": {k: v for k, v in best.items() if k not in ("alpha", "selection_score", "eval_s")},
         "data": stats, "device": str(device), "bf16": amp,
         "parents": {f: json.loads((Path(f) / "training_summary.json").read_text()).get("recipe")
