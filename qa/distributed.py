@@ -70,11 +70,7 @@ def ray_sync(settings: Settings, paths: Sequence[str | os.PathLike], *, address:
         raise QAError(str(e)) from None
     paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     indexer = Indexer(settings)
-    # a damaged embedding model fails here, in one line, not as encoder actors dying one after another
-    from .lean_bert import check_weights
-
-    indexer.encoder.tokenizer, indexer.encoder.dim  # noqa: B018 - loading them is the check
-    check_weights(indexer.encoder.model_path)
+    indexer.encoder.check()  # a damaged model fails here, in one line, not as encoder actors dying one by one
     targets = [{"seq": i, "path": p, "file_id": f, "problem": why} for i, (p, f, why) in enumerate(iter_targets(paths))]
     known = {} if rebuild else indexer.content_hashes()
     rows: list[dict] = []

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .models import (EMBEDDING_MODEL_NAME, check_precision, embedding_model_path, load_tokenizer, place,
-                     precision_name, quiet_third_party)
+                     precision_name, transformers_model)
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,14 @@ class Encoder:
         from .lean_bert import config_int
 
         return config_int(self.model_path, "hidden_size")
+
+    def check(self) -> None:
+        """Read the model's tokenizer, config and weights without keeping the weights (briefly, on the CPU): a damaged
+        model is a ModelCorrupt now, before work goes to processes or machines that would each fail on it."""
+        from .lean_bert import check_weights
+
+        self.tokenizer, self.dim  # noqa: B018 - reading them is the check (the tokenizer stays cached)
+        check_weights(self.model_path)
 
     variant = "fp32"  # the manifest's embedding_variant: fp32/bf16/fp16 arithmetic all give this model's vectors
     #                  (cosine >= 0.9999 to fp32), so one index serves every precision
@@ -191,12 +199,11 @@ def load_encoder(folder: Path, device: str, dtype):
     """(input_ids, attention_mask) -> last hidden states, on ``device`` in ``dtype``: the lean pass read straight
     from the weights where it reproduces the model (no ``transformers`` modelling code to import), else the model's
     own forward through ``transformers``."""
-    from .lean_bert import LeanBert, can_load, transformers_model
+    from .lean_bert import LeanBert, can_load
 
     if can_load(folder):
         return LeanBert.from_folder(folder, device=device, dtype=dtype)
     from transformers import AutoModel
 
-    quiet_third_party()
     model = transformers_model(AutoModel, folder, add_pooling_layer=False).to(device=device, dtype=dtype).eval()
     return lambda ids, mask: model(input_ids=ids, attention_mask=mask).last_hidden_state

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import ModelCorrupt
-from .models import read_json
+from .models import REINSTALL, model_file, read_json
 
 WEIGHTS = "model.safetensors"
 
@@ -34,8 +34,7 @@ def config_int(folder: str | Path, key: str) -> int:
     """An integer field of the folder's config.json (e.g. hidden_size); a missing or bad one is a ModelCorrupt."""
     value = read_config(folder).get(key)
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ModelCorrupt(f"{Path(folder) / 'config.json'} has no valid {key!r} ({value!r}); reinstall the model or "
-                           "point to another folder")
+        raise ModelCorrupt(f"{Path(folder) / 'config.json'} has no valid {key!r} ({value!r}); {REINSTALL}")
     return value
 
 
@@ -56,11 +55,9 @@ def load_tensors(folder: str | Path) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
     path = Path(folder) / WEIGHTS
-    try:
+    # safetensors raises its own SafetensorError (not an OSError) for a damaged file
+    with model_file(f"cannot read the model weights {path}; the file is damaged or incomplete", (Exception,)):
         return load_file(str(path))
-    except Exception as e:  # safetensors raises its own SafetensorError (not an OSError) for a damaged file
-        raise ModelCorrupt(f"cannot read the model weights {path} ({type(e).__name__}: {e}); the file is damaged "
-                           f"or incomplete: reinstall the model or point to another folder") from e
 
 
 def _prefix(tensors: dict) -> str:
@@ -110,11 +107,10 @@ class LeanBert:
                     tensors: dict | None = None) -> "LeanBert":
         """The encoder of a model folder; weights that do not fit its config.json are a ModelCorrupt."""
         tensors = load_tensors(folder) if tensors is None else tensors
-        try:
-            return cls(tensors, read_config(folder), device=device, dtype=dtype)
-        except (KeyError, ValueError, TypeError, IndexError, RuntimeError) as e:
-            raise ModelCorrupt(f"the weights in {Path(folder) / WEIGHTS} do not fit {Path(folder) / 'config.json'} "
-                               f"({type(e).__name__}: {e}); reinstall the model or point to another folder") from e
+        config = read_config(folder)
+        with model_file(f"the weights in {Path(folder) / WEIGHTS} do not fit {Path(folder) / 'config.json'}",
+                        (KeyError, ValueError, TypeError, IndexError, RuntimeError)):
+            return cls(tensors, config, device=device, dtype=dtype)
 
     def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                  token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
@@ -133,16 +129,6 @@ class LeanBert:
             x = F.layer_norm(F.linear(att, o_w, o_b) + x, shape, n1_w, n1_b, self.eps)
             x = F.layer_norm(F.linear(F.gelu(F.linear(x, up_w, up_b)), dn_w, dn_b) + x, shape, n2_w, n2_b, self.eps)
         return x
-
-
-def transformers_model(auto_class, folder: str | Path, **kw):
-    """The fallback for folders this module does not load: ``auto_class.from_pretrained`` in fp32, its failures a
-    ModelCorrupt that names the folder."""
-    try:
-        return auto_class.from_pretrained(str(folder), dtype=torch.float32, **kw)
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as e:
-        raise ModelCorrupt(f"cannot load the model in {folder} ({type(e).__name__}: {e}); reinstall the model or "
-                           "point to another folder") from e
 
 
 def check_weights(folder: str | Path) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import ModelCorrupt, ModelNotFound
@@ -137,23 +138,41 @@ def set_cpu_threads() -> None:
         torch.set_num_threads(max(1, os.cpu_count() or 1))
 
 
+REINSTALL = "reinstall the model or point to another folder"
+
+
+@contextmanager
+def model_file(problem: str, errors: tuple[type[BaseException], ...] = (OSError, ValueError, KeyError, TypeError)):
+    """Turn ``errors`` raised while reading a model's files into a ModelCorrupt: ``problem`` (which names the file),
+    the error itself, and what to do."""
+    try:
+        yield
+    except errors as e:
+        raise ModelCorrupt(f"{problem} ({type(e).__name__}: {e}); {REINSTALL}") from e
+
+
 def load_tokenizer(folder: Path):
     """The model folder's fast tokenizer; a damaged tokenizer or config file is a ModelCorrupt that names it."""
     from transformers import AutoTokenizer
 
-    try:
+    with model_file(f"cannot load the tokenizer in {folder}"):
         return AutoTokenizer.from_pretrained(str(folder))
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise ModelCorrupt(f"cannot load the tokenizer in {folder} ({type(e).__name__}: {e}); reinstall the model "
-                           f"or point to another folder") from e
+
+
+def transformers_model(auto_class, folder: Path, **kw):
+    """A model through ``auto_class.from_pretrained`` in fp32: the loading path for folders ``qa/lean_bert.py`` does
+    not read itself."""
+    import torch
+
+    quiet_third_party()
+    with model_file(f"cannot load the model in {folder}", (OSError, ValueError, KeyError, TypeError, RuntimeError)):
+        return auto_class.from_pretrained(str(folder), dtype=torch.float32, **kw)
 
 
 def read_json(path: Path) -> dict:
     """A model folder's JSON file (config.json, reader_config.json) as a dict; a damaged one is a ModelCorrupt."""
-    try:
+    with model_file(f"cannot read {path}", (OSError, UnicodeDecodeError, json.JSONDecodeError)):
         data = json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ModelCorrupt(f"cannot read {path}: {e}; reinstall the model or point to another folder") from e
     if not isinstance(data, dict):
-        raise ModelCorrupt(f"{path} is not a JSON object; reinstall the model or point to another folder")
+        raise ModelCorrupt(f"{path} is not a JSON object; {REINSTALL}")
     return data

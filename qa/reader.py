@@ -19,7 +19,7 @@ from typing import Protocol
 
 import numpy as np
 
-from .models import check_precision, load_tokenizer, place, quiet_third_party, read_json, reader_model_path
+from .models import check_precision, load_tokenizer, place, read_json, reader_model_path, transformers_model
 from .types import Chunk, Span
 
 log = logging.getLogger(__name__)
@@ -153,7 +153,7 @@ def load_span_model(folder: Path, device: str, dtype):
     else the model through ``transformers``."""
     import torch
 
-    from .lean_bert import LeanBert, can_load, load_tensors, transformers_model
+    from .lean_bert import LeanBert, can_load, load_tensors
 
     if can_load(folder):
         tensors = load_tensors(folder)
@@ -163,7 +163,6 @@ def load_span_model(folder: Path, device: str, dtype):
                     lambda hidden: torch.nn.functional.linear(hidden, w, b))
     from transformers import AutoModelForQuestionAnswering
 
-    quiet_third_party()
     model = transformers_model(AutoModelForQuestionAnswering, folder)
     head = model.qa_outputs.to(device=device, dtype=torch.float32).eval()
     base = model.base_model.to(device=device, dtype=dtype).eval()

@@ -63,6 +63,21 @@ def need_shared(*parts: str) -> Path:
     return path
 
 
+def damaged_model(tmp_path: Path, monkeypatch, kind: str, file: str, change) -> Path:
+    """A copy of the embedding or reader model (``kind``) under ``tmp_path`` with ``file`` rewritten as
+    ``change(its bytes)``, selected through QA_EMBEDDING_MODEL / QA_READER_MODEL; returns the damaged file."""
+    from qa.models import embedding_model_path, reader_model_path
+
+    src, var = {"embedding": (embedding_model_path, "QA_EMBEDDING_MODEL"),
+                "reader": (reader_model_path, "QA_READER_MODEL")}[kind]
+    folder = tmp_path / f"{kind}-model"
+    shutil.copytree(src(), folder)
+    path = folder / file
+    path.write_bytes(change(path.read_bytes()))
+    monkeypatch.setenv(var, str(folder))
+    return path
+
+
 @pytest.fixture(scope="session")
 def encoder():
     from qa.embed import Encoder

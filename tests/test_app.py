@@ -13,7 +13,7 @@ import urllib.request
 import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
-from conftest import ROOT, SEED_ID, SEED_QUESTION, free_port
+from conftest import ROOT, SEED_ID, SEED_QUESTION, damaged_model, free_port
 
 if str(ROOT) not in sys.path:  # app.py lives at the repository root, beside qa/
     sys.path.insert(0, str(ROOT))
@@ -293,13 +293,8 @@ def test_login_required_with_auth(seed_index):
 
 
 def test_a_damaged_model_stops_the_app_with_one_line(seed_index_copy, tmp_path, monkeypatch, capsys):
-    from qa.models import reader_model_path
-
-    folder = tmp_path / "reader"
-    shutil.copytree(reader_model_path(), folder)
-    (folder / "model.safetensors").write_bytes((folder / "model.safetensors").read_bytes()[:4096])
-    monkeypatch.setenv("QA_READER_MODEL", str(folder))
+    weights = damaged_model(tmp_path, monkeypatch, "reader", "model.safetensors", lambda b: b[:4096])
     with pytest.raises(SystemExit) as stop:
         app.main(["--index", str(seed_index_copy), "--port", str(free_port())])
     assert str(stop.value).startswith("error: cannot read the model weights")
-    assert str(folder / "model.safetensors") in str(stop.value)
+    assert str(weights) in str(stop.value)

@@ -1,12 +1,11 @@
 """The qa command, called in-process."""
 import json
-from pathlib import Path
 
 import pytest
 
 from qa.cli import main
 
-from conftest import SEEDS, SEED_ID, SEED_QUESTION
+from conftest import SEEDS, SEED_ID, SEED_QUESTION, damaged_model
 
 
 def test_index_ask_docs_remove(tmp_path, capsys):
@@ -62,32 +61,18 @@ def test_module_entry_point():
     assert r.returncode == 0 and "index" in r.stdout
 
 
-def _damaged(tmp_path, which: str, file: str, text: str | None = None, edit=None) -> tuple[str, Path]:
-    import shutil
-
-    from qa.models import embedding_model_path, reader_model_path
-
-    src = embedding_model_path() if which == "QA_EMBEDDING_MODEL" else reader_model_path()
-    folder = tmp_path / "model"
-    shutil.copytree(src, folder)
-    path = folder / file
-    path.write_text(text if text is not None else edit(path.read_text()))
-    return which, path
-
-
-@pytest.mark.parametrize("which, file, text, edit, says", [
-    ("QA_EMBEDDING_MODEL", "config.json", "{bad", None, "cannot read .*config.json"),
-    ("QA_EMBEDDING_MODEL", "config.json", "{}", None, "config.json has no valid 'hidden_size'"),
-    ("QA_READER_MODEL", "reader_config.json", "{bad", None, "cannot read .*reader_config.json"),
-    ("QA_READER_MODEL", "config.json", None, lambda t: t.replace('"num_hidden_layers": 6', '"num_hidden_layers": 7'),
+@pytest.mark.parametrize("kind, file, change, says", [
+    ("embedding", "config.json", lambda b: b"{bad", "cannot read .*config.json"),
+    ("embedding", "config.json", lambda b: b"{}", "config.json has no valid 'hidden_size'"),
+    ("reader", "reader_config.json", lambda b: b"{bad", "cannot read .*reader_config.json"),
+    ("reader", "config.json", lambda b: b.replace(b'"num_hidden_layers": 6', b'"num_hidden_layers": 7'),
      "model.safetensors do not fit .*config.json"),
 ])
-def test_a_damaged_model_is_one_line_naming_the_file(seed_index, tmp_path, monkeypatch, capsys, which, file, text,
-                                                     edit, says):
+def test_a_damaged_model_is_one_line_naming_the_file(seed_index, tmp_path, monkeypatch, capsys, kind, file, change,
+                                                     says):
     import re
 
-    var, path = _damaged(tmp_path, which, file, text, edit)
-    monkeypatch.setenv(var, str(path.parent))
+    damaged_model(tmp_path, monkeypatch, kind, file, change)
     assert main(["ask", SEED_QUESTION, "--index", str(seed_index)]) != 0
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("error: ") and "unexpected" not in err

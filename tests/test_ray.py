@@ -15,7 +15,7 @@ from qa.indexer import Indexer
 from qa.settings import Settings
 from qa.store import IndexStore
 
-from conftest import DATA, SEED_ID, SEEDS
+from conftest import DATA, SEED_ID, SEEDS, damaged_model
 
 # Ray copies its DataContext through deprecated setters when a dataset is made; not this project's to fix.
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.data.context")]
@@ -156,13 +156,7 @@ def test_an_incompatible_index_is_rebuilt_whole(corpus, tmp_path, ray_cluster):
 
 
 def test_a_damaged_embedding_model_fails_before_any_actor_starts(tmp_path, monkeypatch, capsys):
-    from qa.models import embedding_model_path
-
-    folder = tmp_path / "model"
-    shutil.copytree(embedding_model_path(), folder)
-    weights = folder / "model.safetensors"
-    weights.write_bytes(weights.read_bytes()[:100_000])
-    monkeypatch.setenv("QA_EMBEDDING_MODEL", str(folder))
+    weights = damaged_model(tmp_path, monkeypatch, "embedding", "model.safetensors", lambda b: b[:100_000])
     started = ray.is_initialized()
     assert main(["index", str(SEEDS), "--index", str(tmp_path / "idx"), "--ray"]) != 0
     err = capsys.readouterr().err.strip()

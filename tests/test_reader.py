@@ -11,7 +11,7 @@ from qa.rules_reader import RulesReader
 from qa.settings import Settings
 from qa.types import Chunk
 
-from conftest import DATA
+from conftest import DATA, damaged_model
 
 FILLER = ("The committee met again to review the annual budget, and members discussed routine matters of "
           "procedure, staffing and the maintenance of public buildings in several districts. ")
@@ -100,17 +100,10 @@ def test_missing_model_names_what_to_do(tmp_path, monkeypatch):
 
 
 def test_damaged_weights_say_which_file(tmp_path, monkeypatch):
-    import shutil
-
     from qa.errors import ModelCorrupt
-    from qa.models import reader_model_path
     from qa.reader import SpanReader
 
-    folder = tmp_path / "reader"
-    shutil.copytree(reader_model_path(), folder)
-    weights = folder / "model.safetensors"
-    weights.write_bytes(weights.read_bytes()[: 1 << 20])  # an interrupted copy
-    monkeypatch.setenv("QA_READER_MODEL", str(folder))
+    damaged_model(tmp_path, monkeypatch, "reader", "model.safetensors", lambda b: b[: 1 << 20])  # an interrupted copy
     reader = SpanReader()
     with pytest.raises(ModelCorrupt, match="model.safetensors.*damaged or incomplete"):
         reader.read("When?", [Chunk("d", 0, 0, 10, "It was 2012.")])

@@ -18,19 +18,21 @@ PART = 15 * 1024 * 1024
 
 def main(work: str, out: str) -> int:
     work_dir, out_dir = Path(work), Path(out)
-    runs, soups = {}, {}
+    runs, soups = {}, []
     for summ in sorted(work_dir.glob("run_*/training_summary.json")):
         s = json.loads(summ.read_text())
         row = {"selection_score": s["selection_score"], "selected": s["selected"],
                "train_seconds": s["train_seconds"], "validation": s["validation"],
                "recipe": s["recipe"], "history": s["history"]}
-        (soups if "soup_of" in s else runs)[summ.parent.name] = (row, s)
-    runs = {name: row for name, (row, _) in runs.items()}
+        if "soup_of" in s:
+            soups.append((summ.parent.name, row, s))
+        else:
+            runs[summ.parent.name] = row
     # A weight average (training/soup.py) is held against its own a = 1 candidate: the reader it was made from,
     # re-scored in the same pass. Its training-time score comes from another evaluation (before fp16 saving, other
     # batches), so comparing with that could pick the same reader back, or miss a real gain, on rounding noise.
     # A soup that beats it stands in for that reader, with the reader's score plus the gain.
-    for name, (row, s) in soups.items():
+    for name, row, s in soups:
         base, parent = s.get("baseline_score"), Path(s["soup_of"][-1]).name
         if base is None or not s["selection_score"] > base:
             print(f"{name}: no better than {s['soup_of'][-1]} scored the same way; left out")
@@ -41,8 +43,8 @@ def main(work: str, out: str) -> int:
     if not runs:
         print("no finished run", file=sys.stderr)
         return 1
-    # on a tie, a trained run wins over a weight average
-    best = max(runs, key=lambda r: (runs[r]["selection_score"], r != "run_soup"))
+    # on a tie, a trained run wins over a weight average (only a soup's row has a baseline_score)
+    best = max(runs, key=lambda r: (runs[r]["selection_score"], "baseline_score" not in runs[r]))
     (out_dir / "summary_all.json").write_text(json.dumps({"best": best, "runs": runs}, indent=1))
     src = work_dir / best
     with tarfile.open(out_dir / "reader_meta.tar", "w") as tar:
