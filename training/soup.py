@@ -26,30 +26,9 @@ from types import SimpleNamespace
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_reader import add_data_args, evaluate, prepare, save, selection_score  # noqa: E402
+from train_reader import add_data_args, average, evaluate, prepare, save, selection_score  # noqa: E402
 
 log = logging.getLogger("soup")
-
-
-def average(states: list[dict], weights: list[float]) -> dict:
-    """Weighted average of state dicts with the same keys and shapes, in fp32; non-float tensors from the first."""
-    if len(states) != len(weights) or not states:
-        raise ValueError("one weight per state dict")
-    if abs(sum(weights) - 1.0) > 1e-6:
-        raise ValueError(f"weights must sum to 1, not {sum(weights)}")
-    keys = set(states[0])
-    for s in states[1:]:
-        if set(s) != keys:
-            raise ValueError(f"state dicts differ in keys: {sorted(keys ^ set(s))[:5]}")
-    out = {}
-    for k, v in states[0].items():
-        if any(s[k].shape != v.shape for s in states):
-            raise ValueError(f"{k}: shapes differ")
-        if v.is_floating_point():
-            out[k] = sum(w * s[k].float() for w, s in zip(weights, states))
-        else:
-            out[k] = v.clone()
-    return out
 
 
 def snapshot(model) -> dict:

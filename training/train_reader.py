@@ -304,6 +304,27 @@ def load_teachers(args, tokenizer, device) -> list:
     return teachers
 
 
+def average(states: list[dict], weights: list[float]) -> dict:
+    """Weighted average of state dicts with the same keys and shapes, in fp32; non-float tensors from the first."""
+    if len(states) != len(weights) or not states:
+        raise ValueError("one weight per state dict")
+    if abs(sum(weights) - 1.0) > 1e-6:
+        raise ValueError(f"weights must sum to 1, not {sum(weights)}")
+    keys = set(states[0])
+    for s in states[1:]:
+        if set(s) != keys:
+            raise ValueError(f"state dicts differ in keys: {sorted(keys ^ set(s))[:5]}")
+    out = {}
+    for k, v in states[0].items():
+        if any(s[k].shape != v.shape for s in states):
+            raise ValueError(f"{k}: shapes differ")
+        if v.is_floating_point():
+            out[k] = sum(w * s[k].float() for w, s in zip(weights, states))
+        else:
+            out[k] = v.clone()
+    return out
+
+
 def _state_cpu(model) -> dict:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
@@ -433,8 +454,7 @@ def train(args) -> dict:
         if score > best["score"]:
             best = {"score": score, "epoch": epoch + 1, "state": state, "metrics": metrics, "kind": "epoch"}
         if prev_state is not None:  # checkpoint averaging of the last two epochs
-            avg = {k: (v.float() + prev_state[k].float()).div(2).to(v.dtype) if v.is_floating_point() else v
-                   for k, v in state.items()}
+            avg = average([state, prev_state], [0.5, 0.5])  # fp32, as the training state is
             model.load_state_dict(avg)
             m_avg = evaluate(model, tok_val, val_examples, device, args.batch * 4, args.max_answer_tokens, amp)
             s_avg = selection_score(m_avg)
