@@ -19,6 +19,9 @@ from typing import Protocol
 
 import numpy as np
 
+from .answer_types import choose
+from .chunking import split_sentences
+from .decoding import Candidate, decode_window, merge_windows
 from .models import check_precision, load_tokenizer, place, read_json, reader_model_path, transformers_model
 from .types import Chunk, Span
 
@@ -33,19 +36,6 @@ class Reader(Protocol):
 
 def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, x))))
-
-
-def best_span(start: np.ndarray, end: np.ndarray, ctx_mask: np.ndarray, max_tokens: int) -> tuple[float, int, int]:
-    """Best (score, start token, end token) with start <= end < start + max_tokens, inside the context."""
-    s = np.where(ctx_mask, start, -np.inf)
-    e = np.where(ctx_mask, end, -np.inf)
-    L = len(s)
-    scores = s[:, None] + e[None, :]
-    band = np.triu(np.ones((L, L), dtype=bool)) & ~np.triu(np.ones((L, L), dtype=bool), k=max_tokens)
-    scores = np.where(band, scores, -np.inf)
-    flat = int(np.argmax(scores))
-    i, j = divmod(flat, L)
-    return float(scores[i, j]), i, j
 
 
 class SpanReader:
@@ -92,10 +82,24 @@ class SpanReader:
         return question[: enc["offset_mapping"][self.max_question_tokens - 1][1]]
 
     def read(self, question: str, chunks: Sequence[Chunk]) -> list[Span]:
+        spans = []
+        for ci, (ranked, null) in self.candidates(question, chunks).items():
+            chunk = chunks[ci]
+            picked = choose(question, chunk.text, ranked, split_sentences(chunk.text))
+            if picked is None:
+                continue
+            score, c0, c1 = picked
+            margin = score - null + self.null_threshold
+            spans.append(Span(chunk, chunk.start + c0, chunk.start + c1, chunk.text[c0:c1], _sigmoid(margin), margin))
+        return spans
+
+    def candidates(self, question: str, chunks: Sequence[Chunk]) -> dict[int, tuple[list[Candidate], float]]:
+        """chunk position -> (its cleaned candidates over all its windows, best first, with offsets in the chunk's
+        text; its no-answer score, the lowest of its windows')."""
         import torch
 
         if not chunks:
-            return []
+            return {}
         self.warm_up()
         tok = self._tokenizer
         question = self._fit_question(question)
@@ -103,8 +107,7 @@ class SpanReader:
                   max_length=self.max_length, stride=self.stride, return_overflowing_tokens=True,
                   return_offsets_mapping=True, padding=False, verbose=False)
         n_win = len(enc["input_ids"])
-        best: dict[int, tuple[float, int, int]] = {}
-        null: dict[int, float] = {}
+        per_chunk: dict[int, list[tuple[list[Candidate], float]]] = {}  # chunk -> its windows' decodings
         order = sorted(range(n_win), key=lambda w: len(enc["input_ids"][w]))
         with torch.inference_mode():
             for b0 in range(0, n_win, self.batch_size):
@@ -120,30 +123,14 @@ class SpanReader:
                     mask[r, : len(x)] = 1
                 hidden = self._encoder(ids.to(self._device), mask.to(self._device), tt.to(self._device))
                 logits = self._head(hidden.float()).cpu().numpy()
-                s_all, e_all = logits[..., 0], logits[..., 1]
                 for r, w in enumerate(wins):
                     L = len(enc["input_ids"][w])
-                    seq = enc.sequence_ids(w)
-                    ctx = np.array([sid == 1 for sid in seq], dtype=bool)
+                    ctx = np.array([sid == 1 for sid in enc.sequence_ids(w)], dtype=bool)
                     ci = enc["overflow_to_sample_mapping"][w]
-                    s_log, e_log = s_all[r, :L], e_all[r, :L]
-                    null[ci] = min(null.get(ci, math.inf), float(s_log[0] + e_log[0]))
-                    score, i, j = best_span(s_log, e_log, ctx, self.max_answer_tokens)
-                    if math.isfinite(score) and (ci not in best or score > best[ci][0]):
-                        offs = enc["offset_mapping"][w]
-                        best[ci] = (score, offs[i][0], offs[j][1])
-        spans = []
-        for ci, (score, c0, c1) in best.items():
-            chunk = chunks[ci]
-            text = chunk.text[c0:c1]
-            lead = len(text) - len(text.lstrip())
-            text = text.strip()
-            if not text:
-                continue
-            start = chunk.start + c0 + lead
-            margin = score - null[ci] + self.null_threshold
-            spans.append(Span(chunk, start, start + len(text), text, _sigmoid(margin), margin))
-        return spans
+                    per_chunk.setdefault(ci, []).append(decode_window(
+                        logits[r, :L, 0], logits[r, :L, 1], ctx, enc["offset_mapping"][w], chunks[ci].text,
+                        self.max_answer_tokens))
+        return {ci: merge_windows(wins) for ci, wins in per_chunk.items()}
 
 
 def load_span_model(folder: Path, device: str, dtype):

@@ -6,7 +6,6 @@ import pytest
 
 from qa.assistant import GoldContextReader
 from qa.metrics import exact_score, f1_score
-from qa.reader import best_span
 from qa.rules_reader import RulesReader
 from qa.settings import Settings
 from qa.types import Chunk
@@ -40,16 +39,6 @@ def test_spans_from_several_chunks(span_reader):
     best = max(spans, key=lambda s: s.score)
     assert best.chunk.doc_id == "b" and "8,849" in best.text
     assert best.start >= 100 and best.end <= 160
-
-
-def test_best_span_respects_length_and_context():
-    start = np.array([9.0, 0.0, 5.0, 1.0, 0.0])
-    end = np.array([9.0, 0.0, 0.0, 1.0, 6.0])
-    ctx = np.array([False, True, True, True, True])
-    score, i, j = best_span(start, end, ctx, max_tokens=3)
-    assert (i, j) == (2, 4) and score == 11.0  # [CLS] (index 0) is never a span
-    score, i, j = best_span(start, end, ctx, max_tokens=2)
-    assert (i, j) == (3, 4) and score == 7.0
 
 
 def test_confidence_is_calibrated_to_the_threshold(span_reader):

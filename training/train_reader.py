@@ -20,8 +20,6 @@ import logging
 import math
 import os
 import random
-import re
-import string
 import sys
 import time
 from collections import Counter
@@ -32,58 +30,33 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from qa.answer_types import choose  # noqa: E402
+from qa.chunking import split_sentences  # noqa: E402
+from qa.decoding import decode_window, merge_windows  # noqa: E402
+from qa.metrics import exact_score, f1_score  # noqa: E402
 from reader_data import (Example, add_removed_sentence_negatives, add_retrieved_negatives, load_examples,  # noqa: E402
                          tokenize_windows_parallel)
 
 log = logging.getLogger("train_reader")
 
 
-# --- metric (SQuAD normalisation; the package's qa.metrics is the reference implementation) ---
-def _norm(s: str) -> str:
-    s = s.lower()
-    s = "".join(ch for ch in s if ch not in set(string.punctuation))
-    s = re.sub(r"\b(a|an|the)\b", " ", s)
-    return " ".join(s.split())
-
-
+# --- metric and decoding: the package's own (qa.metrics, qa.decoding, qa.answer_types), so that what selects a reader
+# and calibrates its threshold is what serving does ---
 def _f1(pred: str, golds: list[str]) -> tuple[float, float]:
-    if not golds:
-        return float(pred == ""), float(pred == "")
-    best_em = best_f1 = 0.0
-    p = _norm(pred).split()
-    for g in golds:
-        gt = _norm(g).split()
-        best_em = max(best_em, float(p == gt))
-        common = Counter(p) & Counter(gt)
-        same = sum(common.values())
-        if same:
-            prec, rec = same / len(p), same / len(gt)
-            best_f1 = max(best_f1, 2 * prec * rec / (prec + rec))
-        elif not p and not gt:
-            best_f1 = max(best_f1, 1.0)
-    return best_em, best_f1
+    return exact_score(pred, golds), f1_score(pred, golds)
 
 
-# --- decoding ---
-def best_spans(start_logits: np.ndarray, end_logits: np.ndarray, offsets: list, max_answer_tokens: int, top: int = 20):
-    """Best (score, start_char, end_char) in one window, and the window's null score."""
-    null = float(start_logits[0] + end_logits[0])
-    valid = np.array([o[0] >= 0 for o in offsets] + [False] * (len(start_logits) - len(offsets)))
-    s_log = np.where(valid, start_logits, -1e9)
-    e_log = np.where(valid, end_logits, -1e9)
-    s_idx = np.argsort(-s_log)[:top]
-    e_idx = np.argsort(-e_log)[:top]
-    best = None
-    for s in s_idx:
-        if not valid[s]:
-            break
-        for e in e_idx:
-            if not valid[e] or e < s or e - s + 1 > max_answer_tokens:
-                continue
-            sc = float(s_log[s] + e_log[e])
-            if best is None or sc > best[0]:
-                best = (sc, offsets[s][0], offsets[e][1])
-    return best, null
+def decode_example(question: str, context: str, windows: list[tuple[np.ndarray, np.ndarray, list]],
+                   max_answer_tokens: int) -> tuple[tuple[float, int, int] | None, float]:
+    """((score, start char, end char) of the answer serving would give, or None; the no-answer score), from the
+    example's windows of (start logits, end logits, offsets with (-1, -1) outside the context)."""
+    decoded = []
+    for s_log, e_log, offsets in windows:
+        ctx = np.array([o[0] >= 0 for o in offsets] + [False] * (len(s_log) - len(offsets)))
+        decoded.append(decode_window(s_log, e_log, ctx, offsets, context, max_answer_tokens))
+    ranked, null = merge_windows(decoded)
+    return choose(question, context, ranked, split_sentences(context)), null
 
 
 def selection_score(metrics: dict) -> float:
@@ -96,7 +69,7 @@ def evaluate(model, tok_eval: dict, examples: list[Example], device, batch: int,
     model.eval()
     n = len(tok_eval["input_ids"])
     order = sorted(range(n), key=lambda i: len(tok_eval["input_ids"][i]))
-    per_ex: dict[int, list] = {}
+    windows: dict[int, list] = {}
     with torch.inference_mode():
         for b0 in range(0, n, batch):
             idx = order[b0 : b0 + batch]
@@ -107,20 +80,16 @@ def evaluate(model, tok_eval: dict, examples: list[Example], device, batch: int,
             el = out.end_logits.float().cpu().numpy()
             for j, i in enumerate(idx):
                 L = len(tok_eval["input_ids"][i])
-                span, null = best_spans(sl[j, :L], el[j, :L], tok_eval["offsets"][i], max_answer_tokens)
-                rec = per_ex.setdefault(tok_eval["example"][i], [None, math.inf])
-                if span is not None and (rec[0] is None or span[0] > rec[0][0]):
-                    rec[0] = span
-                rec[1] = min(rec[1], null)
+                windows.setdefault(tok_eval["example"][i], []).append((sl[j, :L], el[j, :L], tok_eval["offsets"][i]))
     model.train()
-    rows = []  # (diff = null - best, em_if_answer, f1_if_answer, em_if_null, f1_if_null, has_ans, source)
+    rows = []  # (diff = null - best, em_if_answer, f1_if_answer, em_if_null, f1_if_null, has_ans, source, synthetic)
     for ei, ex in enumerate(examples):
-        span, null = per_ex.get(ei, [None, math.inf])
+        span, null = decode_example(ex.question, ex.context, windows.get(ei, []), max_answer_tokens)
         pred = ex.context[span[1] : span[2]] if span else ""
         diff = (null - span[0]) if span else math.inf
         em_a, f1_a = _f1(pred, ex.answers)
         em_n, f1_n = _f1("", ex.answers)
-        rows.append((diff, em_a, f1_a, em_n, f1_n, bool(ex.answers), ex.source))
+        rows.append((diff, em_a, f1_a, em_n, f1_n, bool(ex.answers), ex.source, ex.synthetic))
     return summarize(rows)
 
 
@@ -149,7 +118,26 @@ def summarize(rows: list[tuple]) -> dict:
             best_f1, best_t = f1_total, r[0]
     res["best_f1"] = 100 * best_f1 / max(1, len(rows))
     res["null_threshold"] = float(best_t)
+    res.update(at_threshold(rows, best_t))
     return res
+
+
+def at_threshold(rows: list[tuple], t: float) -> dict:
+    """At no-answer threshold ``t`` (answer when diff < t): answerable F1 with a withheld answer scoring 0 (overall
+    and new_wiki's), and the share of the hard negatives (retrieved same-article passages and sentence-cut
+    paragraphs, the synthetic ones) and of all negatives that get no answer."""
+    has = [r for r in rows if r[5]]
+    wiki = [r for r in has if r[6].startswith("new_wiki")]
+    neg = [r for r in rows if not r[5]]
+    hard = [r for r in neg if len(r) > 7 and r[7]]
+
+    def pct(xs: list[float]) -> float:
+        return round(100 * sum(xs) / max(1, len(xs)), 2)
+
+    return {"has_ans_f1_at_threshold": pct([r[2] if r[0] < t else 0.0 for r in has]),
+            "new_wiki_f1_at_threshold": pct([r[2] if r[0] < t else 0.0 for r in wiki]),
+            "hard_neg_n": len(hard), "hard_neg_abstain": pct([float(r[0] >= t) for r in hard]),
+            "neg_abstain": pct([float(r[0] >= t) for r in neg])}
 
 
 # --- training ---
@@ -228,7 +216,7 @@ def _distill_mask(tt: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Positions the distillation term covers: [CLS] (no answer) and the context tokens.
 
     The hard-label loss is a softmax over every position of the padded window, but its targets are only ever
-    [CLS] or a context token, and decoding (``best_spans``) reads only those; the question, both [SEP]s and the
+    [CLS] or a context token, and decoding (``qa.decoding.decode_window``) reads only those; the question, both [SEP]s and the
     padding are left out of both the teacher and the student distribution (the same mask for both).
     Context = token type 1 without the window's final [SEP] (the last real token).
     """

@@ -4,7 +4,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT)); sys.path.insert(0, str(ROOT / 'training'))
 import numpy as np, torch
-from qa.reader import SpanReader, best_span
+from qa.decoding import top_token_spans
+from qa.reader import SpanReader
 
 def extract(reader, examples, bs=32):
     """examples: list of (question, context). Returns dict of arrays."""
@@ -31,7 +32,7 @@ def extract(reader, examples, bs=32):
                 ctx = np.array([s == 1 for s in seq]); ci = enc["overflow_to_sample_mapping"][w]
                 s, e = logits[r,:L,0], logits[r,:L,1]
                 nl = float(s[0] + e[0])
-                score, i, j = best_span(s, e, ctx, reader.max_answer_tokens)
+                [(score, i, j)] = top_token_spans(s, e, ctx, reader.max_answer_tokens, 1)
                 null[ci] = min(null.get(ci, math.inf), nl)
                 if ci not in best or score > best[ci][0]:
                     # softmax stats over context
