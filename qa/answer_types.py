@@ -76,17 +76,36 @@ def expected_kind(question: str) -> str | None:
     return None
 
 
-def head_noun(question: str) -> str | None:
-    """The noun right after "which"/"what" ("which ministry" -> "ministry"), lower-case; None without one."""
-    m = re.search(r"\b(?:which|what)\s+(?:[a-z]+\s+)?([a-z]+)\b", question.lower())
+def _wh_phrase(question: str) -> list[str]:
+    """The words after "which"/"what" up to the verb: "which nestle products performed better" -> [nestle,
+    products]; "what has hindered" -> []."""
+    m = re.search(r"\b(?:which|what)\b", question.lower())
     if not m:
-        return None
-    words = re.findall(r"[a-z]+", question.lower()[m.start():])
-    # "which company", "what british company": the first word that is a known noun, within two words
-    for w in words[1:3]:
+        return []
+    out = []
+    for w in re.findall(r"[a-z’'-]+", question.lower()[m.end():])[:4]:
+        if w in _VERB_AFTER_WH or _participle(w) or w in ("of", "in", "on", "for", "to", "did", "do"):
+            break
+        out.append(w)
+    return out[:3]
+
+
+def head_noun(question: str) -> str | None:
+    """The noun the question asks about after "which"/"what" ("which ministry" -> "ministry"), lower-case: a known
+    kind of named thing among the first words, else the last word before the verb; None without one."""
+    words = _wh_phrase(question)
+    for w in words:
         if w in _NAMED_NOUNS or w in _PLACE_NOUNS:
             return w
-    return words[1] if len(words) > 1 else None
+    return words[-1] if words else None
+
+
+def _participle(word: str) -> bool:
+    return len(word) > 4 and word.endswith("ed") and word not in _NOT_PARTICIPLE
+
+
+_NOT_PARTICIPLE = frozenset("hundred need needs speed feed seed breed bleed shed indeed embed".split())
+_MASS = frozenset("data people media children men women staff police personnel equipment information".split())
 
 
 _VERB_AFTER_WH = frozenset("is are was were do does did has have had can could will would should may might must "
@@ -97,22 +116,15 @@ _NOT_PLURAL = frozenset("was has is does this its his us plus thus news series s
 
 
 def asks_for_list(question: str) -> bool:
-    """Whether the question asks for several things: "which sectors", "what crimes", "what are the main causes",
-    "name the", "list"."""
+    """Whether the question asks for several things: "which sectors", "what crimes", "which Nestle products",
+    "what are the main causes", "list", "name the"."""
     q = question.lower()
-    if re.search(r"\b(?:list|name (?:the|all|some)|what are (?:the|some)|which are)\b", q):
-        m = re.search(r"\b(?:what are|which are)\s+(?:the|some)\s+(?:[a-z]+\s+)?([a-z]+)", q)
-        return m is None or _plural(m.group(1))
-    m = re.search(r"\b(?:which|what)\s+(?:([a-z]+)\s+)?([a-z]+)\b", q)
-    if not m:
-        return False
-    first, second = m.group(1), m.group(2)
-    if first is None:
-        return False
-    if first in _VERB_AFTER_WH:
-        return False
-    # "what crimes were", "which two sectors", "what other factors"
-    return _plural(first) or (_plural(second) and second not in _VERB_AFTER_WH and first in _LIST_MODIFIERS)
+    if re.search(r"\b(?:list|name (?:the|all|some))\b", q):
+        return True
+    m = re.search(r"\b(?:what|which) (?:are|were) (?:the|some) ((?:[a-z]+ ){0,2}[a-z]+)", q)
+    if m:
+        return any(_plural(w) for w in m.group(1).split())
+    return any(_plural(w) for w in _wh_phrase(question))
 
 
 _LIST_MODIFIERS = frozenset("other main major key two three four five several different specific particular kinds "
@@ -120,7 +132,7 @@ _LIST_MODIFIERS = frozenset("other main major key two three four five several di
 
 
 def _plural(word: str) -> bool:
-    return (len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is", "ous"))
+    return word in _MASS or (len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is", "ous"))
             and word not in _NOT_PLURAL)
 
 
@@ -167,8 +179,8 @@ def list_span(text: str, start: int, end: int, sentence: tuple[int, int]) -> Lis
     k = next((i for i, (a, b) in enumerate(segs) if a <= start < b), None)
     if k is None:
         return None
-    own = (start, segs[k][1])
     opener = re.fullmatch(r"(?:and|or)\s+", text[segs[k][0]:start])
+    own = _before_predicate(text, start, segs[k][1]) if opener else (start, segs[k][1])
     parts = None if opener else _split_and(text, *own)
     if opener:
         items, closed = [own], True
@@ -183,7 +195,7 @@ def list_span(text: str, start: int, end: int, sentence: tuple[int, int]) -> Lis
         if m:
             if not _is_item(text[a + m.end():b], last=True):
                 return None
-            items.append((a + m.end(), b))
+            items.append(_before_predicate(text, a + m.end(), b))
             closed = True
         elif (parts := _split_and(text, a, b)) is not None:
             items.extend(parts)
@@ -234,12 +246,21 @@ def _split_and(text: str, a: int, b: int) -> list[tuple[int, int]] | None:
     m = re.search(r"\s+(?:and|or)\s+", text[a:b])
     if not m:
         return None
-    right = (a + m.end(), b)
+    right = _before_predicate(text, a + m.end(), b)
     if not _is_item(text[right[0]:right[1]], last=True):
         return None
     n_right = len(text[right[0]:right[1]].split())
     left = (a, a + m.start()) if _is_item(text[a:a + m.start()]) else _tail_member(text, a, a + m.start(), n_right)
     return None if left is None else [left, right]
+
+
+def _before_predicate(text: str, a: int, b: int) -> tuple[int, int]:
+    """The last member without the verb that may follow it in its sentence ("petcare products *performed better*",
+    "children *subjected to* ..."): cut before a past participle that is not the member's first word."""
+    for i, w in enumerate(re.finditer(r"\S+", text[a:b])):
+        if i > 0 and _participle(w.group().lower().strip(".,;:")):
+            return a, a + text[a:a + w.start()].rstrip().__len__()
+    return a, b
 
 
 def _tail_member(text: str, a: int, b: int, max_words: int) -> tuple[int, int] | None:
@@ -268,7 +289,8 @@ def choose(question: str, text: str, candidates: Sequence, sentences: Sequence[t
     ``penalty`` less, so that a right-kind candidate of near score wins and a lone wrong-kind one is less confident;
     for "which ministry" the right kind is a name with "ministry" in it when any candidate has one. The answer
     becomes the whole coordinated list around it when the question asks for several things, or (``lists`` =
-    "members") when it asks for no particular kind of thing and the answer is one member of a list.
+    "members") when the answer is one member of a list and the question does not ask for one thing ("which
+    ministry", "what is").
     """
     if not candidates:
         return None
@@ -285,9 +307,14 @@ def choose(question: str, text: str, candidates: Sequence, sentences: Sequence[t
     score = best.score - (0.0 if right_kind(best) else penalty)
     start, end = best.start, best.end
     plural = asks_for_list(question)
-    if plural or (lists == "members" and kind is None and not _singular(question)):
+    if plural or (lists == "members" and not _singular(question)):
         sent = next(((a, b) for a, b in sentences if a <= start and end <= b), None)
         found = list_span(text, start, end, sent) if sent else None
+        if found is None and sent:  # a list with the verb after it ("men, women, and children subjected to ...")
+            first = re.match(r"\S+", text[start:end])
+            head = list_span(text, start, start + first.end(), sent) if first else None
+            tail = re.match(r"\s+(\S+)", text[head.end:end]) if head and head.start == start and head.end < end else None
+            found = head if tail and _participle(tail.group(1).lower()) else None
         if found is not None:
             start, end = found.start, found.end
     elif noun:
@@ -302,10 +329,9 @@ def _names(noun: str, span: str) -> bool:
 
 def _singular(question: str) -> bool:
     """ "what is the X", "which X" with a singular X: one thing is asked for."""
-    noun = head_noun(question)
-    q = question.lower()
-    return bool(re.search(r"\bwhat\s+(?:is|was)\b", q) or (noun is not None and not _plural(noun)
-                                                             and noun not in _VERB_AFTER_WH))
+    words = _wh_phrase(question)
+    return bool(re.search(r"\bwhat\s+(?:is|was)\b", question.lower())) or bool(words) and not any(
+        _plural(w) for w in words)
 
 
 def _narrow_to_name(noun: str, text: str, start: int, end: int) -> tuple[int, int]:

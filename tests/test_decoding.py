@@ -90,3 +90,36 @@ def test_hygiene_examples():
         got = clean_span(raw, 0, len(raw))
         assert got is not None and raw[got[0]:got[1]] == want, (raw, got)
     assert clean_span(" , . ", 0, 5) is None
+
+
+def test_training_validation_decodes_as_serving_does(span_reader):
+    """training/train_reader.py's validation decoder gives the answer SpanReader.read gives, from the same logits."""
+    import sys
+
+    import torch
+    from conftest import ROOT, SEEDS
+
+    from qa.types import Chunk
+
+    sys.path.insert(0, str(ROOT / "training"))
+    from train_reader import decode_example
+
+    text = (SEEDS / "iraq-trafficking-networks.txt").read_text(encoding="utf-8")
+    chunk = Chunk("seed", 0, 0, len(text), text)
+    for question in ("What has hindered the government's efforts against human trafficking?",
+                     "Which ministry collaborated with the intelligence service?", "When did Iraq pass its law?"):
+        enc = span_reader._tokenizer(question, text, truncation="only_second", max_length=span_reader.max_length,
+                                     stride=span_reader.stride, return_overflowing_tokens=True,
+                                     return_offsets_mapping=True)
+        windows = []
+        for w, ids in enumerate(enc["input_ids"]):
+            seq = enc.sequence_ids(w)
+            with torch.inference_mode():
+                t = torch.tensor([ids])
+                hidden = span_reader._encoder(t, torch.ones_like(t), torch.tensor([enc["token_type_ids"][w]]))
+                logits = span_reader._head(hidden.float())[0].numpy()
+            offsets = [o if seq[i] == 1 else (-1, -1) for i, o in enumerate(enc["offset_mapping"][w])]
+            windows.append((logits[:, 0], logits[:, 1], offsets))
+        picked, _ = decode_example(question, text, windows, span_reader.max_answer_tokens)
+        [served] = span_reader.read(question, [chunk])
+        assert (picked[1], picked[2]) == (served.start, served.end), question

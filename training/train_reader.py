@@ -381,11 +381,20 @@ def train(args) -> dict:
         start_epoch, start_step, history, best = st["epoch"], st["step"], st["history"], st["best"]
         rng.setstate(st["rng"])
         log.info("resumed from %s at epoch %d step %d", ckpt, start_epoch, start_step)
-    t_start = time.time()
+
+    def save_checkpoint(epoch: int, step: int) -> None:  # atomic: a kill mid-write leaves the previous one
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                    "epoch": epoch, "step": step, "history": history, "best": best,
+                    "rng": epoch_rng},  # the state the epoch's batches were drawn from: a resume redraws the same
+                   ckpt.with_suffix(".tmp"))
+        os.replace(ckpt.with_suffix(".tmp"), ckpt)
+
+    t_start = last_save = time.time()
     deadline = t_start + args.time_budget if args.time_budget else math.inf
     model.train()
     stopped = False
     for epoch in range(start_epoch, args.epochs):
+        epoch_rng = rng.getstate()
         batches = make_batches(tok_train, weights, args.batch, rng)
         if args.max_steps:
             batches = batches[: args.max_steps]
@@ -418,15 +427,20 @@ def train(args) -> dict:
             opt.step(); sched.step(); opt.zero_grad(set_to_none=True)
             loss_sum += loss.item() if step % 20 == 0 else 0.0
             n_loss += 1 if step % 20 == 0 else 0
-            if args.checkpoint_every and (step + 1) % args.checkpoint_every == 0:
-                torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                            "epoch": epoch, "step": step + 1, "history": history, "best": best,
-                            "rng": rng.getstate()}, ckpt.with_suffix(".tmp"))
-                os.replace(ckpt.with_suffix(".tmp"), ckpt)
+            due = args.checkpoint_minutes and time.time() - last_save > 60 * args.checkpoint_minutes
+            if due or (args.checkpoint_every and (step + 1) % args.checkpoint_every == 0):
+                save_checkpoint(epoch, step + 1)
+                last_save = time.time()
+                log.info("checkpoint at epoch %d step %d/%d (%.0f s)", epoch + 1, step + 1, len(batches),
+                         time.time() - t_start)
             if time.time() > deadline:
                 log.warning("time budget reached in epoch %d at step %d/%d", epoch + 1, step + 1, len(batches))
                 stopped = True
                 break
+        if stopped and args.pause_at_budget:  # keep the checkpoint: the same command resumes from it
+            save_checkpoint(epoch, step + 1)
+            log.warning("paused; run the same command again to resume from %s", ckpt)
+            return {"paused": True, "epoch": epoch + 1, "step": step + 1}
         metrics = evaluate(model, tok_val, val_examples, device, args.batch * 4, args.max_answer_tokens, amp)
         score = selection_score(metrics)
         entry = {"epoch": epoch + 1, "loss": loss_sum / max(1, n_loss), "epoch_s": round(time.time() - t_ep, 1),
@@ -525,6 +539,10 @@ def parse_args(argv=None):
     p.add_argument("--time-budget", type=float, default=0, help="seconds of training before stopping (0: none)")
     p.add_argument("--checkpoint-every", type=int, default=0, help="save a resumable checkpoint every N steps")
     p.add_argument("--no-resume", action="store_true")
+    p.add_argument("--checkpoint-minutes", type=float, default=15,
+                   help="also save the resumable checkpoint every M minutes (0: only --checkpoint-every)")
+    p.add_argument("--pause-at-budget", action="store_true",
+                   help="at --time-budget, save the checkpoint and exit instead of finishing the run")
     p.add_argument("--cpu-recipe", action="store_true",
                    help="reduced recipe for a CPU: 6k examples, windows of 256, 1 epoch, checkpoints every 50 steps")
     p.add_argument("--init", default=None,

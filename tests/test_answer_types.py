@@ -1,0 +1,143 @@
+"""Answer kinds, list answers and the choice of a passage's answer (qa/answer_types.py), with the real reader."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import DATA, SEEDS, need_shared
+
+from qa.answer_types import asks_for_list, choose, expected_kind, fits, list_span
+from qa.chunking import split_sentences
+from qa.decoding import Candidate
+from qa.metrics import exact_score
+
+SEED_TEXT = (SEEDS / "iraq-trafficking-networks.txt").read_text(encoding="utf-8")
+
+
+def _list_around(word: str, text: str = SEED_TEXT) -> str | None:
+    i = text.index(word)
+    sentence = next((a, b) for a, b in split_sentences(text) if a <= i < b)
+    found = list_span(text, i, i + len(word), sentence)
+    return text[found.start:found.end] if found else None
+
+
+@pytest.mark.parametrize("question,kind", [
+    ("When did Iraq pass its anti-trafficking law?", "date"),
+    ("How many foreign nationals were arrested?", "number"),
+    ("Who dismantled the networks?", "name"),
+    ("Which ministry collaborated with the service?", "name"),
+    ("Which company bought the brand?", "name"),
+    ("In which city were the networks dismantled?", "place"),
+    ("Where were they arrested?", "place"),
+    ("What has hindered the efforts?", None),
+    ("Who is the chairman of the firm?", None),  # "who is X" asks for a description as often as a name
+])
+def test_expected_kind(question, kind):
+    assert expected_kind(question) == kind
+
+
+@pytest.mark.parametrize("question,is_list", [
+    ("What crimes were the networks involved in?", True),
+    ("In which sectors are victims forced to work?", True),
+    ("Which Nestle products performed better?", True),
+    ("What are the main causes of the delay?", True),
+    ("List the countries that signed.", True),
+    ("Which ministry collaborated?", False),
+    ("What has hindered the effort?", False),
+    ("What law did Iraq pass in 2012?", False),
+    ("What is the capital of France?", False),
+])
+def test_asks_for_list(question, is_list):
+    assert asks_for_list(question) is is_list
+
+
+@pytest.mark.parametrize("kind,text,ok", [
+    ("name", "Warner Music Group", True), ("name", "a US-based music distributor", False),
+    ("name", "the party", False), ("name", "the Ministry of Interior", True),
+    ("date", "2012", True), ("date", "on Saturday", True), ("date", "the ministry", False),
+    ("number", "40", True), ("number", "forty members", True), ("number", "the networks", False),
+    (None, "anything at all", True),
+])
+def test_fits(kind, text, ok):
+    assert fits(kind, text) is ok
+
+
+@pytest.mark.parametrize("member,whole", [
+    ("kidnapping", "kidnapping, extortion, forgery, human trafficking, and drug trafficking"),
+    ("forgery", "kidnapping, extortion, forgery, human trafficking, and drug trafficking"),
+    ("drug trafficking", "kidnapping, extortion, forgery, human trafficking, and drug trafficking"),
+    ("corruption", "corruption, lack of resources, and ongoing security challenges"),
+    ("lack of resources", "corruption, lack of resources, and ongoing security challenges"),
+    ("agriculture", "construction, agriculture, and domestic service"),
+    ("corrupt officials", "porous borders, corrupt officials, and the high demand for cheap labor and commercial sex"),
+    ("men, women, and children", "men, women, and children"),  # "subjected to ..." after it is not a member
+])
+def test_a_member_gives_the_whole_list(member, whole):
+    assert _list_around(member) == whole
+
+
+@pytest.mark.parametrize("span", ["2012", "the Iraqi National Intelligence Service", "Saturday"])
+def test_a_span_in_no_list_is_left_alone(span):
+    assert _list_around(span) is None
+
+
+def test_a_right_kind_candidate_of_near_score_wins():
+    text = "The label was bought by a US-based music distributor, The Orchard, in 2010."
+    q = "Which company bought the label?"
+    wrong = Candidate(6.0, text.index("a US-based"), text.index(", The Orchard"))
+    right = Candidate(5.0, text.index("The Orchard"), text.index(", in 2010"))
+    score, start, end = choose(q, text, [wrong, right], split_sentences(text))
+    assert text[start:end] == "The Orchard" and score == 5.0
+    far = Candidate(1.0, right.start, right.end)  # a right-kind candidate far below loses; the winner pays
+    score, start, end = choose(q, text, [wrong, far], split_sentences(text))
+    assert text[start:end] == "a US-based music distributor" and score == 6.0 - 3.0
+
+
+def test_which_ministry_gets_the_ministry_not_the_whole_clause():
+    text = ("The Iraqi National Intelligence Service, in collaboration with units from the Ministry of Interior, "
+            "dismantled two networks.")
+    whole = Candidate(4.0, 0, text.index(", dismantled"))
+    _, start, end = choose("Which ministry collaborated with the intelligence service?", text, [whole],
+                           split_sentences(text))
+    assert text[start:end] == "Ministry of Interior"
+
+
+def _list_questions():
+    return [json.loads(line) for line in (DATA / "list_questions.jsonl").read_text().splitlines() if line.strip()]
+
+
+@pytest.mark.slow
+def test_seed_list_questions_answered_whole(seed_assistant):
+    """The hand-written list questions on the seed report: each answered with the whole list, except one the
+    reader does not answer at all (recorded, so a change either way shows)."""
+    got = {}
+    for q in _list_questions():
+        if q["source"].startswith("seeds/"):
+            ans = seed_assistant.ask(q["question"])
+            got[q["id"]] = (ans.text, exact_score(ans.text or "", q["answers"]))
+    missed = {k: v for k, v in got.items() if v[1] < 1}
+    assert set(missed) == {"list-seed-3"}, missed  # "In which sectors ...": the reader gives no answer (0.004)
+    assert missed["list-seed-3"][0] is None
+
+
+@pytest.mark.slow
+@pytest.mark.shared
+def test_bbc_list_questions_answered_whole(tmp_path, encoder, span_reader):
+    from qa.assistant import Assistant
+    from qa.indexer import Indexer
+    from qa.settings import Settings
+
+    bbc = need_shared("data", "bbc-news")
+    qs = [q for q in _list_questions() if q["source"].startswith("bbc-news/")]
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for q in qs:
+        src = bbc / q["source"].removeprefix("bbc-news/")
+        (docs / src.parent.name).mkdir(exist_ok=True)
+        (docs / src.parent.name / src.name).write_bytes(src.read_bytes())
+    settings = Settings(index_dir=str(tmp_path / "index"))
+    Indexer(settings, encoder).sync([docs])
+    assistant = Assistant.open(tmp_path / "index", settings=settings, reader=span_reader)
+    answers = {q["id"]: assistant.ask(q["question"]).text for q in qs}
+    wrong = {q["id"]: answers[q["id"]] for q in qs if exact_score(answers[q["id"]] or "", q["answers"]) < 1}
+    assert not wrong
