@@ -10,13 +10,13 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .answer_types import ENTITY
 from .sparse import tokenize
 from .types import Answer
 
 _PRONOUN = re.compile(r"\b(it|its|they|them|their|he|him|his|she|her|this|that|these|those|there)\b", re.IGNORECASE)
 _PERSONAL = {"they", "them", "their", "he", "him", "his", "she", "her"}
 _POSSESSIVE = {"its", "their", "his"}
-_ENTITY = re.compile(r"\b[A-Z][\w'’-]*(?:\s+(?:of|the|for|and|de|al)?\s*[A-Z][\w'’-]*)*")
 _WH = {"what", "which", "who", "whom", "whose", "when", "where", "why", "how", "did", "does", "do", "is", "was",
        "were", "are", "can", "could", "would", "will", "has", "have", "had"}
 
@@ -29,7 +29,7 @@ class Resolved:
 
 
 def _entities(text: str) -> list[str]:
-    return [m.group().strip() for m in _ENTITY.finditer(text) if m.group().strip().lower() not in _WH]
+    return [m.group().strip() for m in ENTITY.finditer(text) if m.group().strip().lower() not in _WH]
 
 
 def _topic(question: str) -> str | None:

@@ -1,6 +1,7 @@
 """The sentence-plus-rules reader: the best-matching sentence, narrowed to the span the question asks for.
 
-when -> a date or year, how many/much -> a number, who -> a name, where -> a place; otherwise the sentence.
+when -> a date or year, how many/much -> a number, who -> a name, where -> a place; otherwise the sentence (the
+kinds and patterns of ``qa.answer_types``).
 No model: a fallback when the span reader is unavailable, and a baseline to compare it with.
 """
 from __future__ import annotations
@@ -10,33 +11,17 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 
+from .answer_types import DATE, ENTITY, NUMBER, expected_kind
 from .chunking import split_sentences
 from .sparse import tokenize
 from .types import Chunk, Span
 
-_MONTH = r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)"
-_DATE = re.compile(
-    rf"\b(?:\d{{1,2}}\s+{_MONTH}\s+\d{{4}}|{_MONTH}\s+\d{{1,2}},?\s+\d{{4}}|{_MONTH}\s+\d{{4}}|\d{{4}}-\d{{2}}-\d{{2}}"
-    rf"|(?:1[5-9]|20)\d{{2}}s?)\b")
-_NUMBER_WORDS = "one two three four five six seven eight nine ten eleven twelve twenty thirty forty fifty hundred thousand million billion dozens hundreds thousands"
-_NUMBER = re.compile(
-    rf"(?:[$£€]\s?)?\b(?:\d[\d,.]*|(?:{'|'.join(_NUMBER_WORDS.split())}))(?:\s+(?:million|billion|thousand|hundred|per ?cent|%))?"
-    r"(?:\s+[a-z]+)?", re.IGNORECASE)
-_NAME = re.compile(r"\b(?:[A-Z][\w'’-]+)(?:\s+(?:of|the|for|de|al|bin|and)?\s*[A-Z][\w'’-]+)*")
 _PLACE = re.compile(r"\b(?:in|at|from|to|near)\s+((?:the\s+)?[A-Z][\w'’-]+(?:\s+[A-Z][\w'’-]+)*)")
 
 
 def question_kind(question: str) -> str:
-    q = question.lower().strip()
-    if re.search(r"\bhow (many|much)\b", q):
-        return "number"
-    if re.search(r"\b(when|what year|which year|what date|in what year)\b", q):
-        return "date"
-    if re.search(r"\b(who|whom|whose)\b", q) or re.search(r"\b(what|which) (organi[sz]ation|agency|ministry|person|group|company)\b", q):
-        return "name"
-    if re.search(r"\bwhere\b", q):
-        return "place"
-    return "sentence"
+    """number, date, name, place, or sentence (no particular kind): ``qa.answer_types.expected_kind``."""
+    return expected_kind(question) or "sentence"
 
 
 class RulesReader:
@@ -79,7 +64,7 @@ class RulesReader:
 
     @staticmethod
     def _narrow(sentence: str, kind: str, q_words: set[str]) -> tuple[int, int]:
-        pattern = {"date": _DATE, "number": _NUMBER, "name": _NAME, "place": _PLACE}.get(kind)
+        pattern = {"date": DATE, "number": NUMBER, "name": ENTITY, "place": _PLACE}.get(kind)
         if pattern is None:
             return 0, len(sentence)
         for m in pattern.finditer(sentence):
@@ -87,7 +72,7 @@ class RulesReader:
             words = set(re.findall(r"\w+", m.group(g).lower()))
             if words and words <= q_words:
                 continue  # the question's own words are not its answer
-            if pattern is _NAME and m.start() == 0 and len(words) == 1:
+            if pattern is ENTITY and m.start() == 0 and len(words) == 1:
                 continue  # a capitalised first word is usually not a name
             return m.start(g), m.end(g)
         return 0, len(sentence)
