@@ -58,12 +58,20 @@ def read_all(reader: SpanReader, examples: list[Example], cache: Path | None) ->
         if key not in stored:
             got = reader.candidates(ex.question, [Chunk("p", 0, 0, len(ex.context), ex.context)]).get(0)
             stored[key] = None if got is None else [[(c.score, c.start, c.end) for c in got[0]], got[1]]
+            if cache and len(stored) % 100 == 0:  # kept as it goes: a killed run resumes where it was
+                _save(cache, stored)
         got = stored[key]
         reads.append((ex, None if got is None else ([Candidate(*c) for c in got[0]], got[1])))
     if cache:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_text(json.dumps(stored))
+        _save(cache, stored)
     return reads
+
+
+def _save(cache: Path, stored: dict) -> None:
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(".tmp")
+    tmp.write_text(json.dumps(stored))
+    tmp.replace(cache)
 
 
 def score(reads: list[tuple], negatives: list[tuple], threshold: float, penalty: float, lists: str) -> dict:
