@@ -163,7 +163,9 @@ def to_squad(questions: Sequence[dict], prov: dict, documents: Mapping[str, Docu
         paragraphs.setdefault(doc_id, []).append({"id": q["id"], "question": q["question"], "answers": answers,
                                                   "is_impossible": not answers, **extra})
     data = [{"title": d, "paragraphs": [{"context": documents[d].text, "qas": qas}]} for d, qas in paragraphs.items()]
-    prov = {**prov, "questions": sum(len(p["paragraphs"][0]["qas"]) for p in data),
+    qas = [qa for p in data for qa in p["paragraphs"][0]["qas"]]
+    prov = {**prov, "questions": len(qas), "answerable": sum(bool(qa["answers"]) for qa in qas),
+            "unanswerable": sum(not qa["answers"] for qa in qas),
             "left_out": {**prov["left_out"], **({"no_report_span": left_out} if left_out else {})}}
     return {"version": "v2.0", "provenance": prov, "data": data}, left_out
 
