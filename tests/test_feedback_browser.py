@@ -24,6 +24,8 @@ SHOT = ROOT / "docs" / "feedback.png"
 ANNOUNCED = "Who announced that the networks had been dismantled?"
 CELL = "Iraqi Security Media Cell"
 IRAQ = "When did Iraq pass its anti-trafficking law?"
+MINISTRY = "Which ministry collaborated with the intelligence service?"
+INTERIOR = "Ministry of Interior"
 
 
 @pytest.fixture(scope="module")
@@ -123,8 +125,23 @@ def test_mark_wrong_select_the_answer_export_and_evaluate(app_server, browser, t
         expect(second.locator(".qa-fb-note")).to_contain_text("Marked right", timeout=30_000)
         expect(page.locator("#fb-panel").first).to_be_hidden()
 
+        # the right answer selected in the opened report rather than in the quote
+        page.click("#clear")
+        expect(page.locator("#chat [data-testid=bot]")).to_have_count(0)
+        third = s.ask(MINISTRY)
+        third.locator(".qa-fb-b.qa-v-wrong").click()
+        expect(page.locator("#fb-panel").first).to_be_visible(timeout=30_000)
+        cite = third.locator(".qa-cite").first
+        cite.locator("summary").click()
+        report = cite.locator(".qa-report")
+        expect(report).to_be_visible()
+        drag_select(page, report, INTERIOR)
+        expect(page.locator("#fb-text textarea")).to_have_value(INTERIOR)
+        page.click("#fb-send")
+        expect(page.locator("#fb-status")).to_contain_text(f"saved «{INTERIOR}»", timeout=30_000)
+
         s.tab("Reports")  # the evaluators' view in the chat: verdicts per report
-        expect(page.locator("#reports")).to_contain_text("1 right · 1 wrong", timeout=30_000)
+        expect(page.locator("#reports")).to_contain_text("1 right · 2 wrong", timeout=30_000)
         s.assert_offline_and_quiet()
     finally:
         s.context.close()
@@ -132,14 +149,16 @@ def test_mark_wrong_select_the_answer_export_and_evaluate(app_server, browser, t
     from qa.cli import main
     from qa.feedback import FeedbackStore
 
-    row = next(r for r in FeedbackStore(db).rows() if r.verdict == "wrong")
     text = next(d for d in _documents(index) if d["id"] == SEED_ID)["text"]
-    assert text[row.correction.start:row.correction.end] == CELL and row.correction.source == "selected"
+    wrong = [r.correction for r in FeedbackStore(db).rows() if r.verdict == "wrong"]
+    assert [(text[c.start:c.end], c.text, c.source) for c in wrong] == [(CELL, CELL, "selected"),
+                                                                       (INTERIOR, INTERIOR, "selected")]
     exported = tmp_path / "staff.jsonl"
     assert main(["feedback", "--db", str(db), "--index", str(index), "export", "-o", str(exported)]) == 0
     flagged = [json.loads(line) for line in exported.read_text().splitlines()[1:]]
-    assert [(q["question"], q["answers"], q["old_answer"]) for q in flagged] == [
+    assert [(q["question"], q["answers"], q["old_answer"]) for q in flagged][:2] == [
         (ANNOUNCED, [CELL], old), (IRAQ, ["2012"], "2012")]
+    assert flagged[2]["answers"] == [INTERIOR] and len(flagged) == 3
     # a reader that answers right (the rules reader names the cell) scores 100 on what staff flagged
     out = tmp_path / "rules"
     assert main(["eval", str(exported), "--index", str(index), "--reader", "rules", "--no-progress",
