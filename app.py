@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import re
+import sqlite3
 import threading
 import uuid
 from collections.abc import Callable, Sequence
@@ -108,8 +109,12 @@ class ChatService:
     def reports(self) -> list[list[object]]:
         store = self.assistant.store
         counts = store.chunk_counts()
-        return report_rows(store.data.documents, [counts[d.id] for d in store.data.documents], str(ROOT),
-                           self.feedback.counts_by_report())
+        try:
+            verdicts = self.feedback.counts_by_report()
+        except (sqlite3.Error, OSError, QAError):  # an unwritable or damaged feedback file must not hide the reports
+            log.exception("cannot read the feedback database %s", self.feedback_db)
+            verdicts = {}
+        return report_rows(store.data.documents, [counts[d.id] for d in store.data.documents], str(ROOT), verdicts)
 
     # --- staff verdicts (qa/feedback.py) ---
     @property
@@ -119,10 +124,22 @@ class ChatService:
                 self._feedback = FeedbackStore(self.feedback_db)
             return self._feedback
 
-    def record(self, answer: Answer, conversation_id: str | None = None, user: str | None = None) -> str:
-        """Keep an answer given; its answer_id."""
+    def record(self, answer: Answer, conversation_id: str | None = None, user: str | None = None) -> str | None:
+        """Keep an answer given; its answer_id (None when the feedback database cannot be written: the answer is
+        still given, without verdict buttons)."""
         a = self.assistant
-        return record(self.feedback, answer, a.store, a.reader, conversation_id=conversation_id, user=user)
+        try:
+            return record(self.feedback, answer, a.store, a.reader, conversation_id=conversation_id, user=user)
+        except (sqlite3.Error, OSError, QAError):
+            log.exception("cannot record the answer in the feedback database %s", self.feedback_db)
+            return None
+
+    def conversation_of(self, answer_id: str) -> str | None:
+        try:
+            return self.feedback.conversation_of(answer_id)
+        except (sqlite3.Error, OSError, QAError):
+            log.exception("cannot read the feedback database %s", self.feedback_db)
+            return None
 
     def give_feedback(self, answer_id: str, verdict: str, *, doc_id: str | None = None, start: int | None = None,
                       end: int | None = None, text: str | None = None, comment: str | None = None,
@@ -209,7 +226,7 @@ def build_demo(service: ChatService) -> gr.Blocks:
         except (ValueError, QAError) as e:  # BadQuestion, k / threshold out of range, a model that cannot be read
             raise gr.Error(str(e)) from e
         earlier = (history or [{}])[-1].get("answer_id")  # a follow-up joins the conversation it follows
-        conversation = (service.feedback.conversation_of(earlier) if earlier else None) or uuid.uuid4().hex
+        conversation = (service.conversation_of(earlier) if earlier else None) or uuid.uuid4().hex
         answer_id = service.record(answer, conversation, user_of(request))
         return {**answer.to_dict(), "answer_id": answer_id, "conversation_id": conversation}
 

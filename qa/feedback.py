@@ -194,11 +194,14 @@ class FeedbackStore:
 
     # --- writing ---
     def record_answer(self, answer: Answer, *, index_generation: str | None = None, reader_version: str | None = None,
-                      conversation_id: str | None = None, user: str | None = None) -> str:
-        """Keep ``answer``; returns its new ``answer_id``."""
+                      conversation_id: str | None = None, user: str | None = None,
+                      doc_hashes: Mapping[str, str] | None = None) -> str:
+        """Keep ``answer``; returns its new ``answer_id``. ``doc_hashes`` ({report id: sha256}) lets a later change
+        of a cited report mark the verdict stale."""
         answer_id = uuid.uuid4().hex
-        cits = [{k: getattr(c, k) for k in ("doc_id", "passage_start", "passage_end", "answer_start", "answer_end",
-                                            "score")} for c in answer.citations]
+        cits = [{**{k: getattr(c, k) for k in ("doc_id", "passage_start", "passage_end", "answer_start", "answer_end",
+                                               "score")}, "doc_sha256": (doc_hashes or {}).get(c.doc_id)}
+                for c in answer.citations]
         with self._write() as con:
             con.execute("INSERT INTO answers VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                         (answer_id, now_utc(), user, conversation_id, answer.question, answer.resolved_question,
@@ -302,7 +305,7 @@ class FeedbackStore:
         join = "JOIN" if with_verdict else "LEFT JOIN"
         sql = (f'SELECT a.*, f.verdict, f.doc_id AS f_doc, f.start, f."end", f.text, f.comment, f.user AS f_user, '
                f"f.updated_at, f.span_source, f.doc_sha256 FROM answers a {join} feedback f USING (answer_id) "
-               f"WHERE {where} ORDER BY coalesce(f.updated_at, a.asked_at), a.answer_id")
+               f"WHERE {where} ORDER BY coalesce(f.updated_at, a.asked_at), a.rowid")
         with self._connect() as con:
             return [_feedback(r) for r in con.execute(sql, tuple(args))]
 
@@ -354,8 +357,11 @@ def mark_stale(row: Feedback, reports: Mapping[str, str] | None) -> Feedback:
     c = row.correction
     if c is not None and c.doc_id is not None:
         stale = c.doc_id not in reports or (c.doc_sha256 is not None and reports[c.doc_id] != c.doc_sha256)
+    elif row.doc_id is not None:
+        cited = (row.citations[0] if row.citations else {}).get("doc_sha256")
+        stale = row.doc_id not in reports or (cited is not None and reports[row.doc_id] != cited)
     else:
-        stale = row.doc_id is not None and row.doc_id not in reports
+        stale = False
     return row if stale == row.stale else dataclasses.replace(row, stale=stale)
 
 
@@ -411,7 +417,8 @@ def record(store: FeedbackStore, answer: Answer, index: "IndexStore", reader: ob
            conversation_id: str | None = None, user: str | None = None) -> str:
     """Keep an answer the chat gave over ``index`` with ``reader``; its answer_id."""
     return store.record_answer(answer, index_generation=index.generation.name, reader_version=reader_version(reader),
-                               conversation_id=conversation_id, user=user)
+                               conversation_id=conversation_id, user=user,
+                               doc_hashes=index.manifest.get("document_hashes", {}))
 
 
 def give_verdict(store: FeedbackStore, answer_id: str, verdict: str, index: "IndexStore", *,

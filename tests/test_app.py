@@ -204,6 +204,13 @@ def test_feedback_db_flag(monkeypatch, tmp_path):
     assert app.ChatService(tmp_path / "i", feedback_db=tmp_path / "f.db").feedback_db == tmp_path / "f.db"
 
 
+def test_an_unwritable_feedback_database_never_stops_an_answer(seed_index_copy, tmp_path):
+    service = app.ChatService(seed_index_copy, settings=Settings(), feedback_db=tmp_path)  # a folder, not a file
+    answer = service.ask(SEED_QUESTION)
+    assert answer.text == "2012" and service.record(answer) is None
+    assert [r[0] for r in service.reports()] == [SEED_ID]
+
+
 def test_first_run_builds_the_index_from_seeds(tmp_path):
     said: list[str] = []
     service = app.ChatService(tmp_path / "index", settings=Settings())

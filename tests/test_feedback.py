@@ -112,6 +112,10 @@ def test_stale_when_the_report_is_removed_or_changed(store):
     assert [r.stale for r in store.rows(reports={"harbour": "h2"})] == [True, False]  # changed: offsets may not hold
     assert [r.stale for r in store.rows(reports={})] == [True, True]  # removed: the verdicts stay, marked
     assert len(store.rows()) == 2 and "[stale]" in format_row(store.rows(reports={})[0])
+    a3 = store.record_answer(_answer(), doc_hashes={"harbour": "h1"})  # the cited report's hash when answered
+    store.set_verdict(a3, "right")
+    assert [r.stale for r in store.rows(reports={"harbour": "h1"})] == [False, False, False]
+    assert [r.stale for r in store.rows(reports={"harbour": "h3"})] == [True, False, True]
 
 
 def test_filters_purge_and_per_user_deletion(store):
