@@ -32,7 +32,8 @@ from qa.chat import (CSS, HEAD_JS, REPORT_COLUMNS, answer_html, answer_text, esc
                      report_rows)
 from qa.chat import VERDICT_DONE, feedback_html, replace_feedback  # noqa: E402
 from qa.errors import BadFeedback, BadQuestion, IndexNotFound, IngestError, QAError  # noqa: E402
-from qa.feedback import CORRECTABLE, Feedback, FeedbackStore, give_verdict, record  # noqa: E402
+from qa.feedback import CORRECTABLE, Feedback, FeedbackStore  # noqa: E402
+from qa.verdicts import give_verdict, record  # noqa: E402
 from qa.indexer import Indexer  # noqa: E402
 from qa.ingest import SUPPORTED_SUFFIXES, load_file  # noqa: E402
 from qa.settings import Settings  # noqa: E402

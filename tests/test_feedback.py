@@ -9,8 +9,8 @@ import threading
 import pytest
 
 from qa.errors import BadFeedback
-from qa.feedback import (MIGRATIONS, SCHEMA_VERSION, Correction, FeedbackStore, give_verdict, make_correction,
-                         migrate, reader_version, record)
+from qa.feedback import MIGRATIONS, SCHEMA_VERSION, Correction, FeedbackStore, migrate
+from qa.verdicts import give_verdict, make_correction, reader_version, record
 from qa.feedback_export import format_row, iso_week, stats
 from qa.types import Answer, Citation, Document
 

@@ -10,7 +10,8 @@ import pytest
 
 from qa.assistant import Assistant
 from qa.cli import main
-from qa.feedback import FeedbackStore, give_verdict, record
+from qa.feedback import FeedbackStore
+from qa.verdicts import give_verdict, record
 from qa.metrics import exact_score
 from qa.questions import load_questions
 from qa.settings import Settings
