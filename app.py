@@ -4,7 +4,8 @@
 
 Environment: QA_HOST, QA_PORT, QA_INDEX_DIR, QA_AUTH, QA_MAX_UPLOAD_MB (and QA_READER, QA_DEVICE for the library).
 On first run an empty index folder is filled from seeds/. API: ``Client(url).predict(question, api_name="/chat")``
-returns ``Answer.to_dict()``. Thin by design: rendering lives in qa/chat.py, the work in qa/.
+returns ``Answer.to_dict()`` plus ``answer_id``, which ``/feedback`` takes with a verdict (``qa/feedback.py``;
+``--feedback-db``, env QA_FEEDBACK_DB). Thin by design: rendering lives in qa/chat.py, the work in qa/.
 """
 from __future__ import annotations
 
@@ -33,12 +34,12 @@ from qa.chat import (CSS, HEAD_JS, REPORT_COLUMNS, answer_html, answer_text, esc
 from qa.chat import VERDICT_DONE, feedback_html, replace_feedback  # noqa: E402
 from qa.errors import BadFeedback, BadQuestion, IndexNotFound, IngestError, QAError  # noqa: E402
 from qa.feedback import CORRECTABLE, Feedback, FeedbackStore  # noqa: E402
-from qa.verdicts import give_verdict, record  # noqa: E402
 from qa.indexer import Indexer  # noqa: E402
 from qa.ingest import SUPPORTED_SUFFIXES, load_file  # noqa: E402
 from qa.settings import Settings  # noqa: E402
 from qa.store import current_generation  # noqa: E402
 from qa.types import Answer, Document  # noqa: E402
+from qa.verdicts import give_verdict, record  # noqa: E402
 
 log = logging.getLogger("report-qa.app")
 ROOT = Path(__file__).resolve().parent
