@@ -4,16 +4,20 @@
 
 Environment: QA_HOST, QA_PORT, QA_INDEX_DIR, QA_AUTH, QA_MAX_UPLOAD_MB (and QA_READER, QA_DEVICE for the library).
 On first run an empty index folder is filled from seeds/. API: ``Client(url).predict(question, api_name="/chat")``
-returns ``Answer.to_dict()``. Thin by design: rendering lives in qa/chat.py, the work in qa/.
+returns ``Answer.to_dict()`` plus ``answer_id``, which ``/feedback`` takes with a verdict (``qa/feedback.py``;
+``--feedback-db``, env QA_FEEDBACK_DB). Thin by design: rendering lives in qa/chat.py, the work in qa/.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import os
 import re
+import sqlite3
 import threading
+import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,12 +31,15 @@ import gradio as gr  # noqa: E402
 from qa.assistant import Assistant  # noqa: E402
 from qa.chat import (CSS, HEAD_JS, REPORT_COLUMNS, answer_html, answer_text, esc, question_html,  # noqa: E402
                      report_rows)
-from qa.errors import BadQuestion, IndexNotFound, IngestError, QAError  # noqa: E402
+from qa.chat import VERDICT_DONE, feedback_html, replace_feedback  # noqa: E402
+from qa.errors import BadFeedback, BadQuestion, IndexNotFound, IngestError, QAError  # noqa: E402
+from qa.feedback import CORRECTABLE, Feedback, FeedbackStore  # noqa: E402
 from qa.indexer import Indexer  # noqa: E402
 from qa.ingest import SUPPORTED_SUFFIXES, load_file  # noqa: E402
 from qa.settings import Settings  # noqa: E402
 from qa.store import current_generation  # noqa: E402
 from qa.types import Answer, Document  # noqa: E402
+from qa.verdicts import give_verdict, record  # noqa: E402
 
 log = logging.getLogger("report-qa.app")
 ROOT = Path(__file__).resolve().parent
@@ -58,10 +65,13 @@ class ChatService:
     """One Assistant for every session, opened on first use; uploads and removals go through its Indexer."""
 
     def __init__(self, index_dir: str | os.PathLike, *, seeds: str | os.PathLike = ROOT / "seeds",
-                 settings: Settings | None = None, max_upload_mb: float = 20.0) -> None:
+                 settings: Settings | None = None, max_upload_mb: float = 20.0,
+                 feedback_db: str | os.PathLike | None = None) -> None:
         if max_upload_mb <= 0:
             raise ValueError("max_upload_mb must be positive")
         self.index_dir = Path(index_dir)
+        self.feedback_db = Path(feedback_db) if feedback_db else self.index_dir / "feedback.sqlite3"
+        self._feedback: FeedbackStore | None = None
         self.seeds = Path(seeds)
         self.settings = (settings or Settings.from_env()).with_(index_dir=str(self.index_dir))
         self.max_upload_bytes = int(max_upload_mb * 1024 * 1024)
@@ -101,7 +111,43 @@ class ChatService:
     def reports(self) -> list[list[object]]:
         store = self.assistant.store
         counts = store.chunk_counts()
-        return report_rows(store.data.documents, [counts[d.id] for d in store.data.documents], str(ROOT))
+        try:
+            verdicts = self.feedback.counts_by_report()
+        except (sqlite3.Error, OSError, QAError):  # an unwritable or damaged feedback file must not hide the reports
+            log.exception("cannot read the feedback database %s", self.feedback_db)
+            verdicts = {}
+        return report_rows(store.data.documents, [counts[d.id] for d in store.data.documents], str(ROOT), verdicts)
+
+    # --- staff verdicts (qa/feedback.py) ---
+    @property
+    def feedback(self) -> FeedbackStore:
+        with self._lock:
+            if self._feedback is None:
+                self._feedback = FeedbackStore(self.feedback_db)
+            return self._feedback
+
+    def record(self, answer: Answer, conversation_id: str | None = None, user: str | None = None) -> str | None:
+        """Keep an answer given; its answer_id (None when the feedback database cannot be written: the answer is
+        still given, without verdict buttons)."""
+        a = self.assistant
+        try:
+            return record(self.feedback, answer, a.store, a.reader, conversation_id=conversation_id, user=user)
+        except (sqlite3.Error, OSError, QAError):
+            log.exception("cannot record the answer in the feedback database %s", self.feedback_db)
+            return None
+
+    def conversation_of(self, answer_id: str) -> str | None:
+        try:
+            return self.feedback.conversation_of(answer_id)
+        except (sqlite3.Error, OSError, QAError):
+            log.exception("cannot read the feedback database %s", self.feedback_db)
+            return None
+
+    def give_feedback(self, answer_id: str, verdict: str, *, doc_id: str | None = None, start: int | None = None,
+                      end: int | None = None, text: str | None = None, comment: str | None = None,
+                      user: str | None = None) -> Feedback:
+        return give_verdict(self.feedback, answer_id, verdict, self.assistant.store, doc_id=doc_id, start=start,
+                            end=end, text=text, comment=comment, user=user)
 
     def choices(self) -> list[tuple[str, str]]:
         return [(f"{d.title[:80] or d.id} ({d.id})", d.id) for d in self.assistant.store.data.documents]
@@ -153,29 +199,50 @@ def build_demo(service: ChatService) -> gr.Blocks:
     """The page: a chat tab (with filters and settings) and a reports tab (upload, list, remove)."""
 
     def respond(message: str, messages: list, history: list[Answer], k: float, threshold: float,
-                scope: list[str] | None, date_from: str, date_to: str):
+                scope: list[str] | None, date_from: str, date_to: str, conversation: str | None,
+                request: gr.Request):
         try:
             answer = service.ask(message, history, int(k), float(threshold), scope or None, date_from, date_to)
         except (BadQuestion, QAError) as e:  # QAError: e.g. a model that cannot be read; the message says what to do
             raise gr.Error(str(e)) from e
-        html = answer_html(answer, service.assistant.store.documents, threshold, str(ROOT))
+        conversation = conversation or uuid.uuid4().hex
+        answer_id = service.record(answer, conversation, user_of(request))
+        html = answer_html(answer, service.assistant.store.documents, threshold, str(ROOT), answer_id=answer_id)
         messages = list(messages or []) + [{"role": "user", "content": question_html(message)},
                                            {"role": "assistant", "content": html}]
         history = (list(history or []) + [answer])[-MAX_HISTORY:]
-        return messages, history, "", answer_text(answer, threshold, str(ROOT))
+        return messages, history, "", answer_text(answer, threshold, str(ROOT)), conversation
 
     def chat(question: str, history: list[dict] | None = None, k: int | None = None,
              threshold: float | None = None, doc_ids: list[str] | None = None, date_from: str | None = None,
-             date_to: str | None = None) -> dict[str, Any]:
+             date_to: str | None = None, request: gr.Request = None) -> dict[str, Any]:
         """Answer a question from the reports. Returns Answer.to_dict(): text (None when not found), score,
-        citations with report offsets. history: earlier answers' dicts, oldest first, for follow-up questions."""
+        citations with report offsets, plus answer_id (for /feedback) and conversation_id. history: earlier
+        answers' dicts, oldest first, for follow-up questions."""
         try:
             past = [Answer.from_dict(d) for d in history or []]
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise gr.Error(f"history must be a list of earlier answers as /chat returned them ({e!r})") from e
         try:
-            return service.ask(question, past, k, threshold, doc_ids, date_from, date_to).to_dict()
+            answer = service.ask(question, past, k, threshold, doc_ids, date_from, date_to)
         except (ValueError, QAError) as e:  # BadQuestion, k / threshold out of range, a model that cannot be read
+            raise gr.Error(str(e)) from e
+        earlier = (history or [{}])[-1].get("answer_id")  # a follow-up joins the conversation it follows
+        conversation = (service.conversation_of(earlier) if earlier else None) or uuid.uuid4().hex
+        answer_id = service.record(answer, conversation, user_of(request))
+        return {**answer.to_dict(), "answer_id": answer_id, "conversation_id": conversation}
+
+    def feedback(answer_id: str, verdict: str, doc_id: str | None = None, start: int | None = None,
+                 end: int | None = None, text: str | None = None, comment: str | None = None,
+                 request: gr.Request = None) -> dict[str, Any]:
+        """Give a verdict on an answer /chat returned: right, wrong, not_in_reports (an answer where the reports
+        hold none) or is_there (a "not found" the reports do answer). With wrong / is_there, the right answer as
+        doc_id + start + end (character offsets into the report) or as text; an optional comment. Calling again
+        changes the verdict. Returns the stored verdict."""
+        try:
+            return service.give_feedback(answer_id, verdict, doc_id=doc_id, start=start, end=end, text=text,
+                                         comment=comment, user=user_of(request)).to_dict()
+        except BadFeedback as e:
             raise gr.Error(str(e)) from e
 
     def listing():
@@ -209,6 +276,8 @@ def build_demo(service: ChatService) -> gr.Blocks:
             chatbot = gr.Chatbot(elem_id="chat", label="report-qa", height=560, latex_delimiters=[],
                                  buttons=[], feedback_options=None, group_consecutive_messages=False,
                                  placeholder="Ask a question about the reports. Every answer cites its passages.")
+            conversation = gr.State(None)
+            fb = feedback_panel()
             with gr.Row():
                 question = gr.Textbox(elem_id="question", show_label=False, scale=8, autofocus=True,
                                       placeholder="Ask a question about the reports, e.g. when did Iraq pass …")
@@ -241,12 +310,15 @@ def build_demo(service: ChatService) -> gr.Blocks:
                 remove_btn = gr.Button("Remove", variant="stop", elem_id="remove-btn", scale=1)
                 refresh = gr.Button("Refresh", elem_id="refresh", scale=1)
 
-        chat_in = [question, chatbot, answers, k, threshold, scope, date_from, date_to]
-        chat_out = [chatbot, answers, question, copy_box]
+        chat_in = [question, chatbot, answers, k, threshold, scope, date_from, date_to, conversation]
+        chat_out = [chatbot, answers, question, copy_box, conversation]
         for trigger in (question.submit, ask.click):
             trigger(respond, chat_in, chat_out, api_visibility="private", concurrency_limit=8)
-        clear.click(lambda: ([], [], ""), None, [chatbot, answers, copy_box], api_visibility="private")
-        chatbot.clear(lambda: ([], ""), None, [answers, copy_box], api_visibility="private")  # its own trash button
+        clear.click(lambda: ([], [], "", None), None, [chatbot, answers, copy_box, conversation],
+                    api_visibility="private")
+        chatbot.clear(lambda: ([], "", None), None, [answers, copy_box, conversation],
+                      api_visibility="private")  # its own trash button
+        wire_feedback(service, fb, chatbot)
         lists = [table, scope, to_remove]
         files.upload(upload, [files], [status, *lists, files], api_visibility="private", show_progress_on=[files],
                      concurrency_id="index-write", concurrency_limit=1)
@@ -256,7 +328,84 @@ def build_demo(service: ChatService) -> gr.Blocks:
             trigger(listing, None, lists, api_visibility="private")
         demo.load(on_load, None, [*lists, k, threshold], api_visibility="private")
         gr.api(chat, api_name="chat", concurrency_limit=8)
+        gr.api(feedback, api_name="feedback", concurrency_limit=8)
     return demo
+
+
+# after "Wrong" / "It is there": focus the right-answer box once the panel is on the page (keyboard users start there)
+FOCUS_ANSWER_BOX = """() => { (function f(n) { const t = document.querySelector('#fb-text textarea');
+  if (t && t.offsetParent) t.focus(); else if (n) setTimeout(() => f(n - 1), 100); })(30); }"""
+
+
+def user_of(request: gr.Request | None) -> str | None:
+    """The signed-in user (with --auth), else None."""
+    return getattr(request, "username", None) or None
+
+
+def feedback_panel() -> dict[str, Any]:
+    """Where the right answer is given after "Wrong" / "It is there" (shown then); hidden parts the page's script
+    (qa.chat.HEAD_JS) drives: #fb-go sends the verdict button pressed under an answer."""
+    with gr.Group(visible=False, elem_id="fb-panel") as panel:
+        heading = gr.Markdown(elem_id="fb-heading")
+        with gr.Row():
+            text = gr.Textbox(label="Right answer: select it in a cited passage or in the opened report, or type it",
+                              elem_id="fb-text", scale=3)
+            comment = gr.Textbox(label="Comment (optional)", elem_id="fb-comment", scale=2)
+        with gr.Row():
+            send = gr.Button("Send the right answer", variant="primary", elem_id="fb-send", scale=1)
+            cancel = gr.Button("Close", elem_id="fb-cancel", scale=1)
+    status = gr.Markdown(elem_id="fb-status")
+    hidden = dict(visible="hidden")
+    return dict(panel=panel, heading=heading, text=text, comment=comment, send=send, cancel=cancel, status=status,
+                answer=gr.Textbox(elem_id="fb-answer", **hidden), verdict=gr.Textbox(elem_id="fb-verdict", **hidden),
+                span=gr.Textbox(elem_id="fb-span", **hidden), go=gr.Button("verdict", elem_id="fb-go", **hidden))
+
+
+def wire_feedback(service: ChatService, fb: dict[str, Any], chatbot: gr.Chatbot) -> None:
+    """The verdict buttons and the right-answer panel: one click stores a verdict, without reloading the page."""
+
+    def shown(row: Feedback) -> str:
+        return feedback_html(row.answer_id, row.answer is not None, row.verdict,
+                             row.correction.text if row.correction else None, row.comment)
+
+    def verdict(answer_id: str, verdict: str, messages: list, request: gr.Request):
+        try:
+            row = service.give_feedback(answer_id, verdict, user=user_of(request))
+        except BadFeedback as e:
+            raise gr.Error(str(e)) from e
+        messages = replace_feedback(messages or [], answer_id, shown(row))
+        ask = verdict in CORRECTABLE
+        heading = (f"**{VERDICT_DONE[verdict]}** · answer to *{esc(row.asked)}*. Select the right answer in a cited "
+                   "passage (or in \"Show the whole report\"), or type it, then send it." if ask else "")
+        return (messages, gr.update(visible=ask), heading, "", "", answer_id, verdict,
+                f"{VERDICT_DONE[verdict]}: saved." if not ask else "")
+
+    def correction(answer_id: str, verdict: str, span: str, text: str, comment: str, messages: list,
+                   request: gr.Request):
+        where = json.loads(span) if span else {}
+        if not where and not (text or "").strip():
+            raise gr.Error("select the right answer in a passage, or type it, before sending")
+        try:
+            row = service.give_feedback(answer_id, verdict, doc_id=where.get("doc"), start=where.get("start"),
+                                        end=where.get("end"), text=None if where else text, comment=comment,
+                                        user=user_of(request))
+        except (BadFeedback, ValueError) as e:
+            raise gr.Error(str(e)) from e
+        c = row.correction
+        said = f" «{esc(c.text)}»" + (f" ({esc(c.doc_id)}, characters {c.start}-{c.end})" if c and c.doc_id else "") \
+            if c else ""
+        return replace_feedback(messages or [], answer_id, shown(row)), gr.update(visible=False), \
+            f"{VERDICT_DONE[verdict]}: saved{said}."
+
+    private = dict(api_visibility="private")
+    fb["go"].click(verdict, [fb["answer"], fb["verdict"], chatbot],
+                   [chatbot, fb["panel"], fb["heading"], fb["text"], fb["comment"], fb["answer"], fb["verdict"],
+                    fb["status"]], js="(...a) => window.qaFb.verdict(...a)", **private).then(
+        None, None, None, js=FOCUS_ANSWER_BOX)
+    fb["send"].click(correction, [fb["answer"], fb["verdict"], fb["span"], fb["text"], fb["comment"], chatbot],
+                     [chatbot, fb["panel"], fb["status"]],
+                     js="(a, v, s, t, c, m) => [a, v, window.qaFb.span(t), t, c, m]", **private)
+    fb["cancel"].click(lambda: gr.update(visible=False), None, fb["panel"], **private)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -269,6 +418,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--auth", default=env("QA_AUTH"), help="require USER:PASS to log in (env QA_AUTH)")
     p.add_argument("--max-upload-mb", type=float, default=float(env("QA_MAX_UPLOAD_MB") or 20),
                    help="largest file accepted for upload, in MB (env QA_MAX_UPLOAD_MB)")
+    p.add_argument("--feedback-db", default=env("QA_FEEDBACK_DB"),
+                   help="SQLite file of answers and staff verdicts (default: feedback.sqlite3 in the index folder; "
+                        "env QA_FEEDBACK_DB)")
     args = p.parse_args(argv)
     if args.auth is not None and not re.fullmatch(r"[^:]+:.+", args.auth):
         p.error("--auth must be USER:PASSWORD")
@@ -289,7 +441,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     for name in ("qa", log.name):
         logging.getLogger(name).setLevel(logging.INFO)
     try:
-        service = ChatService(args.index, max_upload_mb=args.max_upload_mb)
+        service = ChatService(args.index, max_upload_mb=args.max_upload_mb, feedback_db=args.feedback_db)
         service.ensure_index(say=print)
         print(f"Loading the models for {service.index_dir}/ ...", flush=True)
         service.assistant.warm_up()
@@ -302,7 +454,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 # for `gradio app.py` and imports: env settings, nothing opened until the first request
 demo = build_demo(ChatService(os.environ.get("QA_INDEX_DIR") or ROOT / "index",
-                              max_upload_mb=float(os.environ.get("QA_MAX_UPLOAD_MB") or 20)))
+                              max_upload_mb=float(os.environ.get("QA_MAX_UPLOAD_MB") or 20),
+                              feedback_db=os.environ.get("QA_FEEDBACK_DB")))
 
 if __name__ == "__main__":
     main()

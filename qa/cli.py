@@ -1,4 +1,4 @@
-"""The ``qa`` command: index, ask, docs, remove, eval, score, bench. ``main(argv) -> int``."""
+"""The ``qa`` command: index, ask, docs, remove, eval, score, bench, feedback. ``main(argv) -> int``."""
 from __future__ import annotations
 
 import argparse
@@ -137,6 +137,12 @@ def cmd_bench(args) -> int:
     return run_bench(args, _settings(args))
 
 
+def cmd_feedback(args) -> int:
+    from .feedback_cli import run
+
+    return run(args, _settings(args))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="qa", description="Cited extractive answers over a collection of reports.")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
@@ -210,6 +216,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--work", default=".cache/bench", help="scratch folder for the benchmark index")
     common(sp, reader=True)
     sp.set_defaults(fn=cmd_bench)
+
+    from .feedback_cli import add_parser as add_feedback_parser  # qa feedback list|stats|export|purge|delete
+
+    add_feedback_parser(sub, common).set_defaults(fn=cmd_feedback)
     return p
 
 

@@ -35,3 +35,7 @@ class ModelCorrupt(QAError):
 
 class IngestError(QAError):
     """A file could not be read as a report."""
+
+
+class BadFeedback(QAError, ValueError):
+    """A verdict on an answer that cannot be recorded: unknown answer, verdict or report, offsets off the report."""

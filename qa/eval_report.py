@@ -8,7 +8,7 @@ from __future__ import annotations
 import html
 import logging
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from qa.evaluate import Record
 
@@ -156,10 +156,36 @@ def _records_table(records: Sequence[Record], max_rows: int) -> str:
     return "<table>" + head + "".join(rows) + "</table>"
 
 
+def flagged_table(records: Sequence[Record], flagged: Mapping[str, Mapping]) -> str:
+    """Questions staff gave a verdict on (a set from ``qa feedback export``): the answer the chat gave then, the
+    staff's answer (gold) and this run's answer side by side."""
+    head = ("<tr><th>id</th><th>question</th><th>verdict</th><th>old answer (chat)</th><th>staff's answer</th>"
+            "<th>new answer (this run)</th><th>EM</th><th>F1</th></tr>")
+    rows = []
+    for r in records:
+        f = flagged.get(r.id)
+        if f is None:
+            continue
+        old = f.get("old_answer")
+        golds = " | ".join(dict.fromkeys(r.golds)) if r.golds else "(not in the reports)"
+        cls = "good" if r.exact == 1.0 else ("bad" if r.f1 == 0.0 else "")
+        rows.append(
+            f'<tr class="{cls}"><td>{html.escape(r.id)}</td><td>{html.escape(r.question)}</td>'
+            f"<td>{html.escape(str(f.get('verdict') or ''))}</td>"
+            f"<td>{html.escape(old) if old else '(not found)'}</td><td>{html.escape(golds)}</td>"
+            f"<td>{html.escape(r.prediction) or '(not found)'}</td><td class=num>{r.exact:.0f}</td>"
+            f"<td class=num>{r.f1:.2f}</td></tr>")
+    fixed = sum(1 for r in records if r.id in flagged and r.exact == 1.0)
+    return (f"<h2>Flagged by staff</h2><p>{fixed} of {len(rows)} questions answered as staff said.</p>"
+            f"<table class=\"flagged\">{head}{''.join(rows)}</table>")
+
+
 def write_html_report(
-    records: Sequence[Record], summary: dict, path: str | Path, title: str, max_rows: int = 1000
+    records: Sequence[Record], summary: dict, path: str | Path, title: str, max_rows: int = 1000,
+    flagged: Mapping[str, Mapping] | None = None,
 ) -> Path:
-    """Write one self-contained HTML file; the question table lists the worst ``max_rows`` answers."""
+    """Write one self-contained HTML file; the question table lists the worst ``max_rows`` answers. ``flagged``
+    ({question id: {"verdict", "old_answer"}}, ``qa.feedback_export.read_flagged``) adds the staff's questions."""
     if not records:
         raise ValueError("no records to report; evaluate at least one question first")
     path = Path(path)
@@ -172,6 +198,7 @@ def write_html_report(
         f"<h1>{html.escape(title)}</h1>"
         f"<h2>Summary</h2>{_summary_table(summary)}"
         "<p>Percentages as in the official SQuAD script; latency in milliseconds.</p>"
+        f"{flagged_table(records, flagged) if flagged else ''}"
         "<h2>Charts</h2><div class=\"charts\">"
         f"<div class=\"chart\">{calibration_svg(records)}</div>"
         f"<div class=\"chart\">{latency_svg(records)}</div>"

@@ -72,7 +72,10 @@ def run_eval(args, settings: Settings) -> int:
         write_predictions(records, out / "predictions.json")
         write_csv(records, out / "records.csv")
         (out / "summary.json").write_text(json.dumps(summary, indent=1))
-        write_html_report(records, summary, out / "report.html", title=f"qa eval {Path(args.questions).name}")
+        from .feedback_export import read_flagged
+
+        write_html_report(records, summary, out / "report.html", title=f"qa eval {Path(args.questions).name}",
+                          flagged=read_flagged(args.questions))
         print(f"wrote {out}/predictions.json, records.csv, summary.json, report.html", file=sys.stderr)
     print(json.dumps(summary, indent=1) if args.json else format_table(
         {k: v for k, v in summary.items() if k != "setting"}))

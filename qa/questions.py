@@ -3,7 +3,8 @@
 Formats (``answers: []`` or an empty CSV cell means the reports do not hold the answer):
 
 - JSONL, one question a line: ``{"question", "answers": [...], "id"?, "doc_id"? or "source"?}``;
-  or one conversation a line: ``{"id", "turns": [{"question", "answers", ...}, ...]}``.
+  or one conversation a line: ``{"id", "turns": [{"question", "answers", ...}, ...]}``; a line holding only
+  ``{"provenance": {...}}`` says where the set came from and is skipped.
 - CSV with a header row: ``question``, ``answers`` (separated by ``|``), optional ``id``, ``doc_id``/``source``.
 - SQuAD v1.1/v2.0 JSON: every paragraph becomes a corpus document with id ``"<title>#<index>"``.
 """
@@ -112,6 +113,8 @@ def _rows_to_questions(path: Path, rows: Iterable[tuple[int, Any]], unit: str) -
         where = f"{unit} {number}" if unit != "line" else str(number)
         if not isinstance(row, dict):
             raise ValueError(f"{path}:{where}: expected a JSON object with 'question' and 'answers'")
+        if set(row) == {"provenance"}:  # where the set came from (qa feedback export): not a question
+            continue
         if "turns" in row:
             conv = str(row.get("id") or f"q{number}")
             turns = row["turns"]

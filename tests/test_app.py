@@ -19,7 +19,8 @@ if str(ROOT) not in sys.path:  # app.py lives at the repository root, beside qa/
     sys.path.insert(0, str(ROOT))
 
 import app  # noqa: E402
-from qa.chat import answer_html, answer_text, esc, excerpt, highlight  # noqa: E402
+from qa.chat import (REPORT_COLUMNS, answer_html, answer_text, esc, excerpt, feedback_html, highlight,  # noqa: E402
+                     replace_feedback, report_rows, source_html)
 from qa.settings import Settings  # noqa: E402
 from qa.store import current_generation  # noqa: E402
 from qa.types import Answer, Citation, Document  # noqa: E402
@@ -92,14 +93,17 @@ def test_answer_html_for_a_seed_answer(seed_assistant):
     c = ans.citations[0]
     assert out.startswith('<div class="qa-answer"><p class="qa-short"><strong>2012</strong>')
     assert re.search(r"\(confidence \d+%\)", out) and "[1]" in out
-    assert '<div class="qa-cite qa-doc-iraq-trafficking-networks">' in out
+    assert f'<div class="qa-cite qa-doc-iraq-trafficking-networks qa-dx-{SEED_ID.encode().hex()}">' in out
     marks = [unrender(m) for m in re.findall(r"<mark>(.*?)</mark>", out)]
     assert marks[0] == doc.text[c.answer_start:c.answer_end] == "2012"
     assert len(marks) == 2 * len(ans.citations)  # in the quote and in the whole report
     whole = re.search(r'<div class="qa-report">(.*?)</div></details>', out).group(1)
     assert unrender(re.sub(r"</?(mark|span)[^>]*>", "", whole)) == doc.text  # the whole (short) report
-    passage = re.search(r'<span class="qa-passage">(.*?)</span>', whole).group(1)
-    assert unrender(re.sub(r"</?mark>", "", passage)) == doc.text[c.passage_start:c.passage_end]
+    assert f'<span class="qa-passage"><span class="qa-t qa-at-{c.passage_start}">' in whole
+    # every line of report text on the page names its offset in the report (the page maps selections with it)
+    runs = [(int(at), unrender(re.sub(r"</?mark>", "", t))) for at, t in
+            re.findall(r'<span class="qa-t qa-at-(\d+)">(.*?)</span>', out)]
+    assert len(runs) > 10 and all(doc.text[at:at + len(t)] == t and "\n" not in t for at, t in runs)
     text = answer_text(ans, 0.5)
     assert text.startswith(f"Q: {SEED_QUESTION}\nA: 2012 (confidence") and "«2012»" in text and "[1] " in text
     assert "<" not in text
@@ -128,6 +132,45 @@ def test_injected_report_renders_as_text():
         '<div class="qa-question">&#60;img src&#61;x onerror&#61;alert&#40;7&#41;&#62;?</div>')
 
 
+def test_feedback_buttons_escape_what_people_typed():
+    aid = "0123456789abcdef0123456789abcdef"
+    out = feedback_html(aid, True, "wrong", INJECTION, INJECTION)
+    for active in ("<script", "<img", "<a ", "](", "javascript:", "http://", "www.", "$$", "**"):
+        assert active not in out
+    assert unrender(re.sub(r"<[^>]+>", "", out)).count(INJECTION) == 2
+    assert re.findall(r'class="qa-fb-b qa-v-(\w+)( qa-on)?"', out) == [("right", ""), ("wrong", " qa-on"),
+                                                                       ("not_in_reports", "")]
+    assert re.findall(r"qa-v-(\w+)", feedback_html(aid, False)) == ["right", "is_there"]  # under a "not found"
+    with pytest.raises(ValueError, match="not an answer id"):
+        feedback_html('x" onclick="alert(1)', True)
+    # the chat hands its messages back as text or as a list of text parts: either way only that answer changes
+    other = "f" * 32
+    msgs = [{"role": "assistant", "content": f'<div class="qa-answer">x{feedback_html(aid, True)}</div>'},
+            {"role": "assistant", "content": [{"type": "text", "text": feedback_html(aid, True)}]},
+            {"role": "assistant", "content": feedback_html(other, True)}]
+    new = replace_feedback(msgs, aid, out)
+    assert new[0]["content"] == f'<div class="qa-answer">x{out}</div>' and new[1]["content"][0]["text"] == out
+    assert new[2] == msgs[2]
+
+
+def test_rendered_lines_name_their_report_offsets():
+    text = "Line one &amp; <b>\r\nsmile 😀 here\rthird\n\nlast www.x.org"
+    out = source_html(text, 100, 100 + text.index("here"), 100 + text.index("here") + 4)
+    runs = re.findall(r'<span class="qa-t qa-at-(\d+)">(.*?)</span>', out)
+    assert [unrender(re.sub(r"</?mark>", "", t)) for _, t in runs] == [
+        "Line one &amp; <b>", "smile 😀 here", "third", "last www.x.org"]
+    assert all(text[int(at) - 100:int(at) - 100 + len(unrender(re.sub(r"</?mark>", "", t)))]
+               == unrender(re.sub(r"</?mark>", "", t)) for at, t in runs)
+    assert re.findall(r"<mark>(.*?)</mark>", out) == ["here"] and out.count("<br>") == 4
+
+
+def test_reports_table_counts_verdicts():
+    docs = [Document("a", "x", "A"), Document("b", "y", "B")]
+    rows = report_rows(docs, [3, 1], None, {"a": {"right": 2, "wrong": 1, "is_there": 1}})
+    assert rows == [["a", "A", "", "", 3, "2 right · 1 wrong · 1 it is there"], ["b", "B", "", "", 1, ""]]
+    assert REPORT_COLUMNS[-1] == "feedback"
+
+
 def test_check_date():
     assert app.check_date("", False) is None and app.check_date(None, True) is None
     assert app.check_date("2012", False) == "2012-01-01" and app.check_date("2012", True) == "2012-12-31"
@@ -150,6 +193,22 @@ def test_flags_and_environment(monkeypatch):
     assert app.parse_args(["--port", "7000", "--host", "127.0.0.1"]).port == 7000
     with pytest.raises(SystemExit):
         app.parse_args(["--auth", "nopassword"])
+
+
+def test_feedback_db_flag(monkeypatch, tmp_path):
+    monkeypatch.delenv("QA_FEEDBACK_DB", raising=False)
+    assert app.parse_args([]).feedback_db is None
+    monkeypatch.setenv("QA_FEEDBACK_DB", "/tmp/f.sqlite3")
+    assert app.parse_args([]).feedback_db == "/tmp/f.sqlite3"
+    assert app.parse_args(["--feedback-db", "x.sqlite3"]).feedback_db == "x.sqlite3"
+    assert app.ChatService(tmp_path / "i", feedback_db=tmp_path / "f.db").feedback_db == tmp_path / "f.db"
+
+
+def test_an_unwritable_feedback_database_never_stops_an_answer(seed_index_copy, tmp_path):
+    service = app.ChatService(seed_index_copy, settings=Settings(), feedback_db=tmp_path)  # a folder, not a file
+    answer = service.ask(SEED_QUESTION)
+    assert answer.text == "2012" and service.record(answer) is None
+    assert [r[0] for r in service.reports()] == [SEED_ID]
 
 
 def test_first_run_builds_the_index_from_seeds(tmp_path):
@@ -234,6 +293,37 @@ def test_chat_api_rejects_bad_questions(client):
         client.predict("Which ministry helped them?", [{"text": "x"}], api_name="/chat")
 
 
+def test_chat_api_answer_ids_and_feedback(client, served):
+    from gradio_client.exceptions import AppError
+
+    service = served[1]
+    d = client.predict("Who announced that the networks had been dismantled?", api_name="/chat")
+    assert re.fullmatch(r"[0-9a-f]{32}", d["answer_id"]) and re.fullmatch(r"[0-9a-f]{32}", d["conversation_id"])
+    assert Answer.from_dict(d).to_dict().keys() <= d.keys()  # every key /chat returned before is still there
+    follow = client.predict("When was it announced?", [d], api_name="/chat")
+    assert follow["conversation_id"] == d["conversation_id"] and follow["answer_id"] != d["answer_id"]
+    report = service.assistant.store.documents[SEED_ID].text
+    s = report.index("Iraqi Security Media Cell")
+    got = client.predict(d["answer_id"], "wrong", SEED_ID, s - 1, s + 25, None, "<b>the cell</b>",
+                         api_name="/feedback")
+    c = got["correction"]
+    assert (got["verdict"], c["text"], c["start"], c["end"], c["source"]) == (
+        "wrong", "Iraqi Security Media Cell", s, s + 25, "selected")  # the space before it trimmed off
+    assert got["comment"] == "<b>the cell</b>" and got["index_generation"] == service.assistant.store.generation.name
+    typed = client.predict(follow["answer_id"], "wrong", text="on Saturday", api_name="/feedback")
+    assert typed["correction"]["source"] == "located" and report[typed["correction"]["start"]:].startswith("on Sat")
+    for args, msg in [((d["answer_id"], "meh"), "unknown verdict"), (("0" * 32, "right"), "no answer with id"),
+                      ((d["answer_id"], "wrong", SEED_ID, 10, 10 ** 6), "outside report"),
+                      ((d["answer_id"], "wrong", "gone", 0, 4), "no report 'gone'"),
+                      ((d["answer_id"], "right", None, None, None, "2012"), "goes with the verdict")]:
+        with pytest.raises(AppError, match=msg):
+            client.predict(*args, api_name="/feedback")
+    assert client.predict(d["answer_id"], "right", api_name="/feedback")["correction"] is None  # changed
+    assert [h["verdict"] for h in service.feedback.history(d["answer_id"])] == ["wrong", "right"]
+    row = next(r for r in service.reports() if r[0] == SEED_ID)
+    assert "1 right" in row[-1] and "1 wrong" in row[-1]
+
+
 def test_upload_is_answerable_at_once_and_removable(client, served, tmp_path):
     service = served[1]
     path = tmp_path / "lighthouse-survey.txt"
@@ -267,12 +357,12 @@ def test_bad_uploads_never_touch_the_index(served, tmp_path):
     assert current_generation(service.index_dir) == before == service.assistant.store.generation
 
 
-def test_login_required_with_auth(seed_index):
+def test_login_required_with_auth(seed_index_copy):
     """The options main() launches with: --auth guards the page and the API."""
     from gradio_client import Client
     from gradio_client.exceptions import AuthenticationError
 
-    args = app.parse_args(["--port", str(free_port()), "--index", str(seed_index), "--auth", "ann:s3cret"])
+    args = app.parse_args(["--port", str(free_port()), "--index", str(seed_index_copy), "--auth", "ann:s3cret"])
     service = app.ChatService(args.index, settings=Settings())
     opts = app.launch_options(args, service)
     assert (opts["server_name"], opts["share"], opts["max_file_size"]) == ("127.0.0.1", False, 20 * 2**20)
@@ -286,8 +376,13 @@ def test_login_required_with_auth(seed_index):
             Client(url, verbose=False)
         with pytest.raises(ValueError, match="Could not login"):
             Client(url, auth=("ann", "wrong"), verbose=False)
-        d = Client(url, auth=("ann", "s3cret"), verbose=False).predict(SEED_QUESTION, api_name="/chat")
+        client = Client(url, auth=("ann", "s3cret"), verbose=False)
+        d = client.predict(SEED_QUESTION, api_name="/chat")
         assert d["text"] == "2012"
+        client.predict(d["answer_id"], "right", api_name="/feedback")
+        row = service.feedback.get(d["answer_id"])
+        assert (row.user, row.verdict_user, row.verdict) == ("ann", "ann", "right")  # the signed-in user
+        assert service.feedback_db == seed_index_copy / "feedback.sqlite3"  # beside the index by default
     finally:
         demo.close()
 

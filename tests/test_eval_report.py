@@ -287,3 +287,23 @@ def test_html_report_is_self_contained_and_escaped(records: list[Record], tmp_pa
     assert "Run &lt;1&gt;" in page
     assert not re.search(r"(src|href)=\"(https?:)?//", page)
     assert "Calibration" in page and "Latency" in page and "question type" in page
+
+
+def test_flagged_questions_show_old_and_new_answers_escaped(tmp_path: Path) -> None:
+    evil = "<img src=x onerror=alert(1)>"
+    recs = [_record("fb-1", (f"{evil} 913",), f"{evil} 913", 0.9), _record("fb-2", (), "", 0.1),
+            _record("other", ("x",), "y", 0.5)]
+    flagged = {"fb-1": {"verdict": "wrong", "old_answer": f"{evil} 2031"}, "fb-2": {"verdict": "not_in_reports",
+                                                                                 "old_answer": "May"}}
+    page = write_html_report(recs, summarize(recs), tmp_path / "r.html", title="t", flagged=flagged).read_text()
+    checker = _Checker()
+    checker.feed(page)
+    checker.close()
+    assert checker.errors == [] and checker.stack == [] and "<img" not in page
+    section = re.search(r"<h2>Flagged by staff</h2><p>(.*?)</p>(.*?)</table>", page, re.S)
+    assert section.group(1) == "2 of 2 questions answered as staff said."
+    rows = [re.findall(r"<td[^>]*>(.*?)</td>", r) for r in re.findall(r"<tr class[^>]*>(.*?)</tr>", section.group(2))]
+    esc = "&lt;img src=x onerror=alert(1)&gt;"
+    assert [r[2:6] for r in rows] == [["wrong", f"{esc} 2031", f"{esc} 913", f"{esc} 913"],
+                                      ["not_in_reports", "May", "(not in the reports)", "(not found)"]]
+    assert "Flagged by staff" not in write_html_report(recs, summarize(recs), tmp_path / "s.html", title="t").read_text()

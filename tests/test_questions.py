@@ -132,3 +132,14 @@ def test_sample_takes_whole_conversations() -> None:
             assert sum(q.conversation == conv for q in picked) in (0, turns)
     with pytest.raises(ValueError, match="positive"):
         sample(qs, 0, seed=1)
+
+
+def test_a_provenance_line_is_not_a_question(tmp_path):
+    path = tmp_path / "staff.jsonl"
+    path.write_text('{"provenance": {"source": "qa feedback export", "verdicts": 2}}\n'
+                    '{"id": "a", "question": "When?", "answers": ["2012"], "old_answer": "2011"}\n', encoding="utf-8")
+    qs = load_questions(path)
+    assert [(q.id, q.answers) for q in qs.questions] == [("a", ("2012",))]
+    path.write_text('{"provenance": {}, "answers": []}\n', encoding="utf-8")  # anything more is a question, checked
+    with pytest.raises(ValueError, match="missing 'question'"):
+        load_questions(path)

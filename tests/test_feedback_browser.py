@@ -1,0 +1,175 @@
+"""Feedback in the chat page, in a real headless Chromium (tests/test_browser.py's setup): ask, mark an answer wrong,
+select the right answer in the cited passage with the mouse, send it with a comment, give another verdict with the
+keyboard; then export the verdicts and run `qa eval` on them. Writes docs/feedback.png when it is missing or
+QA_UPDATE_SCREENSHOT=1."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from conftest import ROOT, SEED_ID, free_port, stop_process
+from test_browser import Session, browser, expect, sync_api  # noqa: F401  (browser: the shared fixture)
+
+pytestmark = pytest.mark.browser
+
+SHOT = ROOT / "docs" / "feedback.png"
+ANNOUNCED = "Who announced that the networks had been dismantled?"
+CELL = "Iraqi Security Media Cell"
+IRAQ = "When did Iraq pass its anti-trafficking law?"
+MINISTRY = "Which ministry collaborated with the intelligence service?"
+INTERIOR = "Ministry of Interior"
+
+
+@pytest.fixture(scope="module")
+def app_server(seed_index, tmp_path_factory):
+    """(url, index, feedback db): `python app.py` over a copy of the seed index, verdicts in a given database."""
+    tmp = tmp_path_factory.mktemp("feedback-browser")
+    index, db = tmp / "index", tmp / "verdicts.sqlite3"
+    shutil.copytree(seed_index, index)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("QA_", "GRADIO_"))}
+    log_path = tmp / "app.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), "--index", str(index),
+                                 "--feedback-db", str(db)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"app.py exited with {proc.returncode}:\n{log_path.read_text(errors='replace')[-3000:]}")
+            try:
+                with urllib.request.urlopen(url, timeout=5) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"app.py did not serve {url} in 240 s")
+            time.sleep(0.5)
+        yield url, index, db
+    finally:
+        stop_process(proc, timeout_s=20)
+
+
+def save_screenshot(page, tmp) -> None:
+    """The answer, its verdict buttons and the right-answer panel with the selection, as a small PNG in docs/."""
+    top = page.locator("#chat [data-testid=bot]").last.bounding_box()["y"] - 10
+    bottom = page.locator("#fb-send").bounding_box()
+    page.screenshot(path=str(tmp), clip={"x": 20, "y": top, "width": 1240, "height": bottom["y"] + bottom["height"]
+                                         + 10 - top})
+    from PIL import Image
+
+    Image.open(tmp).convert("RGB").quantize(colors=64).save(SHOT, optimize=True)
+
+
+def drag_select(page, container, words: str) -> None:
+    """Select ``words`` inside ``container`` (a locator) with the mouse, as a person does."""
+    box = container.evaluate("""(el, words) => {
+        const walk = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+        for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+            const i = n.data.indexOf(words);
+            if (i < 0) continue;
+            const r = document.createRange(); r.setStart(n, i); r.setEnd(n, i + words.length);
+            const rs = r.getClientRects(), a = rs[0], b = rs[rs.length - 1];
+            return [a.left, (a.top + a.bottom) / 2, b.right, (b.top + b.bottom) / 2];
+        }
+        return null; }""", words)
+    assert box is not None, f"{words!r} is not on the page"
+    page.mouse.move(box[0] + 1, box[1])
+    page.mouse.down()
+    page.mouse.move(box[2] - 1, box[3], steps=8)
+    page.mouse.up()
+
+
+def test_mark_wrong_select_the_answer_export_and_evaluate(app_server, browser, tmp_path, capsys):  # noqa: F811
+    url, index, db = app_server
+    s = Session(browser, url)
+    page = s.page
+    try:
+        bot = s.ask(ANNOUNCED)
+        old = bot.locator(".qa-short strong").inner_text()
+        bot.locator(".qa-fb-b.qa-v-wrong").click()  # one click: the verdict is stored, the panel opens
+        panel = page.locator("#fb-panel").first
+        expect(panel).to_be_visible(timeout=30_000)
+        expect(page.locator("#fb-heading")).to_contain_text("Marked wrong")
+        expect(bot.locator(".qa-fb-b.qa-v-wrong.qa-on")).to_have_count(1, timeout=30_000)
+        page.wait_for_function("document.activeElement && document.activeElement.closest('#fb-text') !== null",
+                               timeout=10_000)  # keyboard users land in the answer box
+        drag_select(page, bot.locator(".qa-quote").first, CELL)
+        expect(page.locator("#fb-text textarea")).to_have_value(CELL)
+        if not SHOT.exists() or os.environ.get("QA_UPDATE_SCREENSHOT") == "1":
+            save_screenshot(page, tmp_path / "feedback.png")
+        page.fill("#fb-comment textarea", "<img src=x onerror=\"window.__xss='comment'\"> the cell announced it")
+        page.click("#fb-send")
+        expect(page.locator("#fb-status")).to_contain_text(f"saved «{CELL}» ({SEED_ID}, characters", timeout=30_000)
+        expect(panel).to_be_hidden()
+        note = bot.locator(".qa-fb-note")
+        expect(note).to_contain_text(f"right answer: «{CELL}» · comment: <img src=x onerror=")
+        assert bot.locator(".qa-fb img, .qa-fb script").count() == 0
+
+        # a verdict with the keyboard only: Tab reaches the real button, Enter presses it
+        page.click("#clear")  # a new conversation: the next question is no follow-up
+        expect(page.locator("#chat [data-testid=bot]")).to_have_count(0)
+        second = s.ask(IRAQ)
+        second.locator(".qa-fb-b.qa-v-right").focus()
+        page.keyboard.press("Enter")
+        expect(second.locator(".qa-fb-note")).to_contain_text("Marked right", timeout=30_000)
+        expect(page.locator("#fb-panel").first).to_be_hidden()
+
+        # the right answer selected in the opened report rather than in the quote
+        page.click("#clear")
+        expect(page.locator("#chat [data-testid=bot]")).to_have_count(0)
+        third = s.ask(MINISTRY)
+        third.locator(".qa-fb-b.qa-v-wrong").click()
+        expect(page.locator("#fb-panel").first).to_be_visible(timeout=30_000)
+        cite = third.locator(".qa-cite").first
+        cite.locator("summary").click()
+        report = cite.locator(".qa-report")
+        expect(report).to_be_visible()
+        drag_select(page, report, INTERIOR)
+        expect(page.locator("#fb-text textarea")).to_have_value(INTERIOR)
+        page.click("#fb-send")
+        expect(page.locator("#fb-status")).to_contain_text(f"saved «{INTERIOR}»", timeout=30_000)
+
+        s.tab("Reports")  # the evaluators' view in the chat: verdicts per report
+        expect(page.locator("#reports")).to_contain_text("1 right · 2 wrong", timeout=30_000)
+        s.assert_offline_and_quiet()
+    finally:
+        s.context.close()
+
+    from qa.cli import main
+    from qa.feedback import FeedbackStore
+
+    text = next(d for d in _documents(index) if d["id"] == SEED_ID)["text"]
+    wrong = [r.correction for r in FeedbackStore(db).rows() if r.verdict == "wrong"]
+    assert [(text[c.start:c.end], c.text, c.source) for c in wrong] == [(CELL, CELL, "selected"),
+                                                                       (INTERIOR, INTERIOR, "selected")]
+    exported = tmp_path / "staff.jsonl"
+    assert main(["feedback", "--db", str(db), "--index", str(index), "export", "-o", str(exported)]) == 0
+    flagged = [json.loads(line) for line in exported.read_text().splitlines()[1:]]
+    assert [(q["question"], q["answers"], q["old_answer"]) for q in flagged][:2] == [
+        (ANNOUNCED, [CELL], old), (IRAQ, ["2012"], "2012")]
+    assert flagged[2]["answers"] == [INTERIOR] and len(flagged) == 3
+    # a reader that answers right (the rules reader names the cell) scores 100 on what staff flagged
+    out = tmp_path / "rules"
+    assert main(["eval", str(exported), "--index", str(index), "--reader", "rules", "--no-progress",
+                 "--out", str(out)]) == 0
+    em = {r["question"]: float(r["EM"]) for r in csv.DictReader((out / "records.csv").open())}
+    assert em[ANNOUNCED] == 1.0
+    capsys.readouterr()
+
+
+def _documents(index):
+    from qa.store import current_generation
+
+    with open(current_generation(index) / "documents.jsonl", encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
