@@ -92,46 +92,70 @@ class SpanReader:
         return question[: enc["offset_mapping"][self.max_question_tokens - 1][1]]
 
     def read(self, question: str, chunks: Sequence[Chunk]) -> list[Span]:
-        import torch
-
         if not chunks:
             return []
+        return self.spans(chunks, *self.forward([(question, chunks)])[0])
+
+    pad_multiple = 32  # windows are padded to a multiple of this many word pieces (see padded_width)
+
+    def padded_width(self, n_tokens: int) -> int:
+        """The width a window of ``n_tokens`` is padded to: a function of its own length only, so that its logits do
+        not depend on which other windows share its batch (measured: bitwise equal at any batch size and order), and
+        the model sees a fixed set of input shapes (the memory of shape-keyed kernel caches stays bounded)."""
+        m = self.pad_multiple
+        return min(max(n_tokens, 1) + (-max(n_tokens, 1)) % m, self.max_length)
+
+    def forward(self, requests: Sequence[tuple[str, Sequence[Chunk]]]) -> list[tuple[object, list[np.ndarray]]]:
+        """Tokenise every request's (question, chunks) into windows and run all of them through the model together,
+        in batches of windows of the same padded width. Per request: (its tokenizer encoding, the [L, 2] start/end
+        logits of each window)."""
+        import torch
+
         self.warm_up()
         tok = self._tokenizer
-        question = self._fit_question(question)
-        enc = tok([question] * len(chunks), [c.text for c in chunks], truncation="only_second",
-                  max_length=self.max_length, stride=self.stride, return_overflowing_tokens=True,
-                  return_offsets_mapping=True, padding=False, verbose=False)
-        n_win = len(enc["input_ids"])
+        encs = []
+        for question, chunks in requests:
+            question = self._fit_question(question)
+            encs.append(tok([question] * len(chunks), [c.text for c in chunks], truncation="only_second",
+                            max_length=self.max_length, stride=self.stride, return_overflowing_tokens=True,
+                            return_offsets_mapping=True, padding=False, verbose=False) if chunks else None)
+        out: list[list[np.ndarray]] = [[None] * (len(e["input_ids"]) if e else 0) for e in encs]  # type: ignore[list-item]
+        by_width: dict[int, list[tuple[int, int]]] = {}
+        for n, enc in enumerate(encs):
+            for w in range(len(out[n])):
+                by_width.setdefault(self.padded_width(len(enc["input_ids"][w])), []).append((n, w))
+        with torch.inference_mode():
+            for width, items in sorted(by_width.items()):
+                for b0 in range(0, len(items), self.batch_size):
+                    wins = items[b0 : b0 + self.batch_size]
+                    ids = torch.zeros((len(wins), width), dtype=torch.long)
+                    tt = torch.zeros_like(ids)
+                    mask = torch.zeros_like(ids)
+                    for r, (n, w) in enumerate(wins):
+                        x = encs[n]["input_ids"][w]
+                        ids[r, : len(x)] = torch.tensor(x)
+                        tt[r, : len(x)] = torch.tensor(encs[n]["token_type_ids"][w])
+                        mask[r, : len(x)] = 1
+                    hidden = self._encoder(ids.to(self._device), mask.to(self._device), tt.to(self._device))
+                    logits = self._head(hidden.float()).cpu().numpy()
+                    for r, (n, w) in enumerate(wins):
+                        out[n][w] = logits[r, : len(encs[n]["input_ids"][w])]
+        return list(zip(encs, out))
+
+    def spans(self, chunks: Sequence[Chunk], enc, logits: Sequence[np.ndarray]) -> list[Span]:
+        """Decode ``forward``'s output for one request: at most one span per chunk."""
         best: dict[int, tuple[float, int, int]] = {}
         null: dict[int, float] = {}
-        order = sorted(range(n_win), key=lambda w: len(enc["input_ids"][w]))
-        with torch.inference_mode():
-            for b0 in range(0, n_win, self.batch_size):
-                wins = order[b0 : b0 + self.batch_size]
-                width = max(len(enc["input_ids"][w]) for w in wins)
-                ids = torch.zeros((len(wins), width), dtype=torch.long)
-                tt = torch.zeros_like(ids)
-                mask = torch.zeros_like(ids)
-                for r, w in enumerate(wins):
-                    x = enc["input_ids"][w]
-                    ids[r, : len(x)] = torch.tensor(x)
-                    tt[r, : len(x)] = torch.tensor(enc["token_type_ids"][w])
-                    mask[r, : len(x)] = 1
-                hidden = self._encoder(ids.to(self._device), mask.to(self._device), tt.to(self._device))
-                logits = self._head(hidden.float()).cpu().numpy()
-                s_all, e_all = logits[..., 0], logits[..., 1]
-                for r, w in enumerate(wins):
-                    L = len(enc["input_ids"][w])
-                    seq = enc.sequence_ids(w)
-                    ctx = np.array([sid == 1 for sid in seq], dtype=bool)
-                    ci = enc["overflow_to_sample_mapping"][w]
-                    s_log, e_log = s_all[r, :L], e_all[r, :L]
-                    null[ci] = min(null.get(ci, math.inf), float(s_log[0] + e_log[0]))
-                    score, i, j = best_span(s_log, e_log, ctx, self.max_answer_tokens)
-                    if math.isfinite(score) and (ci not in best or score > best[ci][0]):
-                        offs = enc["offset_mapping"][w]
-                        best[ci] = (score, offs[i][0], offs[j][1])
+        for w, window_logits in enumerate(logits):
+            seq = enc.sequence_ids(w)
+            ctx = np.array([sid == 1 for sid in seq], dtype=bool)
+            ci = enc["overflow_to_sample_mapping"][w]
+            s_log, e_log = window_logits[:, 0], window_logits[:, 1]
+            null[ci] = min(null.get(ci, math.inf), float(s_log[0] + e_log[0]))
+            score, i, j = best_span(s_log, e_log, ctx, self.max_answer_tokens)
+            if math.isfinite(score) and (ci not in best or score > best[ci][0]):
+                offs = enc["offset_mapping"][w]
+                best[ci] = (score, offs[i][0], offs[j][1])
         spans = []
         for ci, (score, c0, c1) in best.items():
             chunk = chunks[ci]
