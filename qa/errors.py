@@ -35,3 +35,11 @@ class ModelCorrupt(QAError):
 
 class IngestError(QAError):
     """A file could not be read as a report."""
+
+
+class Busy(QAError):
+    """The server has as many questions waiting as it holds, or this client asked too often: try again shortly."""
+
+    def __init__(self, message: str, retry_after_s: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
