@@ -22,6 +22,11 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no telemetry, no v
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # every model comes from a package
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
+if __name__ == "__main__":  # first, before the heavy imports: run again with jemalloc (qa/allocator.py)
+    from qa.allocator import relaunch_with_jemalloc
+
+    relaunch_with_jemalloc()
+
 import gradio as gr  # noqa: E402
 
 from qa.assistant import Assistant  # noqa: E402
