@@ -32,9 +32,9 @@ import gradio as gr  # noqa: E402
 from qa.assistant import Assistant  # noqa: E402
 from qa.chat import (CSS, HEAD_JS, REPORT_COLUMNS, answer_html, answer_text, esc, question_html,  # noqa: E402
                      report_rows)
-from qa.errors import BadQuestion, IndexNotFound, IngestError, QAError  # noqa: E402
+from qa.errors import BadQuestion, Busy, IndexNotFound, IngestError, QAError  # noqa: E402
 from qa.indexer import Indexer  # noqa: E402
-from qa.limits import Admission, RateLimiter  # noqa: E402
+from qa.limits import BUSY_MESSAGE, Admission, RateLimiter  # noqa: E402
 from qa.ingest import SUPPORTED_SUFFIXES, load_file  # noqa: E402
 from qa.settings import Settings  # noqa: E402
 from qa.store import current_generation  # noqa: E402
@@ -74,17 +74,49 @@ def client_id(request: gr.Request | None) -> str:
     return getattr(request, "username", None) or (request.client.host if request.client else "")
 
 
+def ask_backend(url: str, question: str, history: Sequence[Answer], k, threshold, doc_ids, date_from, date_to,
+                attempts: int = 3) -> Answer:
+    """Ask `qa serve --ray`'s endpoint. A replica that dies with the question is retried on another (questions have
+    no side effects); 503 (its queue is full) is Busy; 400 is the replica's message about the question."""
+    import json
+    import time
+    import urllib.error
+    import urllib.request
+
+    body = json.dumps({"question": question, "history": [h.to_dict() for h in history], "k": int(k) if k else None,
+                       "threshold": threshold, "doc_ids": list(doc_ids) if doc_ids else None,
+                       "date_from": date_from, "date_to": date_to}).encode()
+    for attempt in range(attempts):
+        req = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=300) as r:
+                return Answer.from_dict(json.loads(r.read()))
+        except urllib.error.HTTPError as e:
+            if e.code in (429, 503):
+                raise Busy(BUSY_MESSAGE) from e
+            if e.code == 400:
+                raise BadQuestion(json.loads(e.read() or b"{}").get("error") or "the backend refused the question") from e
+            failure: Exception = e
+        except (urllib.error.URLError, OSError) as e:
+            failure = e
+        log.warning("backend %s failed (%s); attempt %d of %d", url, failure, attempt + 1, attempts)
+        time.sleep(0.5 * (attempt + 1))
+    raise QAError(f"the backend at {url} does not answer ({failure}); check that `qa serve --ray` runs there")
+
+
 class ChatService:
     """One Assistant for every session, opened on first use; uploads and removals go through its Indexer."""
 
     def __init__(self, index_dir: str | os.PathLike, *, seeds: str | os.PathLike = ROOT / "seeds",
                  settings: Settings | None = None, max_upload_mb: float = 20.0, batch_wait_ms: float | None = 5.0,
-                 rate_limit: int = 0, max_pending: int = QUEUE_SIZE + CHAT_CONCURRENCY) -> None:
+                 rate_limit: int = 0, max_pending: int = QUEUE_SIZE + CHAT_CONCURRENCY,
+                 backend: str | None = None) -> None:
         if max_upload_mb <= 0:
             raise ValueError("max_upload_mb must be positive")
         self.batch_wait_ms = batch_wait_ms  # None: every question runs its own forward passes
         self.rate_limiter = RateLimiter(rate_limit)  # questions a minute per client; 0: no limit
         self.admission = Admission(max_pending)
+        self.backend = backend  # `qa serve --ray`'s URL: questions go there; this process renders and indexes
         self.index_dir = Path(index_dir)
         self.seeds = Path(seeds)
         self.settings = (settings or Settings.from_env()).with_(index_dir=str(self.index_dir))
@@ -111,7 +143,7 @@ class ChatService:
             if self._assistant is None:
                 self.ensure_index()
                 self._assistant = Assistant.open(self.index_dir, settings=self.settings)
-                if self.batch_wait_ms is not None:
+                if self.batch_wait_ms is not None and not self.backend:
                     self._assistant.batch_concurrent(self.batch_wait_ms)
             return self._assistant
 
@@ -123,6 +155,9 @@ class ChatService:
         with self.admission.slot():
             a = self.assistant
             a.reload_if_changed()  # pick up writes by other processes (qa index ...)
+            if self.backend:
+                return ask_backend(self.backend, question, history[-MAX_HISTORY:], k, threshold, doc_ids,
+                                   check_date(date_from, False), check_date(date_to, True))
             return a.ask(question, list(history)[-MAX_HISTORY:], int(k) if k else None,
                          doc_ids=list(doc_ids) if doc_ids else None, date_from=check_date(date_from, False),
                          date_to=check_date(date_to, True), threshold=threshold)
@@ -304,6 +339,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="read USER:PASS from this file's first line (env QA_AUTH_FILE)")
     p.add_argument("--rate-limit", type=int, default=int(env("QA_RATE_LIMIT") or 0),
                    help="questions a minute one client (user or address) may ask; 0: no limit (env QA_RATE_LIMIT)")
+    p.add_argument("--backend", default=env("QA_BACKEND"),
+                   help="send questions to `qa serve --ray` at this URL, e.g. http://HOST:8000/ask (env QA_BACKEND)")
     p.add_argument("--queue-size", type=int, default=int(env("QA_QUEUE_SIZE") or QUEUE_SIZE),
                    help="questions that may wait; past it the server answers busy / HTTP 503 (env QA_QUEUE_SIZE)")
     p.add_argument("--max-upload-mb", type=float, default=float(env("QA_MAX_UPLOAD_MB") or 20),
@@ -337,10 +374,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         logging.getLogger(name).setLevel(logging.INFO)
     try:
         service = ChatService(args.index, max_upload_mb=args.max_upload_mb, rate_limit=args.rate_limit,
-                              max_pending=args.queue_size + CHAT_CONCURRENCY)
+                              max_pending=args.queue_size + CHAT_CONCURRENCY, backend=args.backend)
         service.ensure_index(say=print)
-        print(f"Loading the models for {service.index_dir}/ ...", flush=True)
-        service.assistant.warm_up()
+        if args.backend:  # the models load here only for uploads, when one comes
+            print(f"Questions go to {args.backend}; reports are read from {service.index_dir}/", flush=True)
+        else:
+            print(f"Loading the models for {service.index_dir}/ ...", flush=True)
+            service.assistant.warm_up()
+        from qa.allocator import current_allocator
+
+        print(f"Memory allocator: {current_allocator()}", flush=True)
     except QAError as e:  # a missing or damaged model or index: one line that says what to do, not a traceback
         raise SystemExit(f"error: {e}") from e
     print(f"report-qa is serving on http://{args.host}:{args.port}" + (" (login required)" if args.auth else ""),
