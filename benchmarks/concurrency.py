@@ -6,7 +6,7 @@ loaded in turn (interleaved rounds, so both see the same machine state), SOAK-st
 
 ``--before`` is a checkout of the code before (e.g. ``git archive COMMIT | tar -x -C /tmp/before``); the "after"
 server is this tree. Prints questions/s, p50 and p95 per round and server, their ratios (medians over rounds), and
-whether every concurrent answer equals that server's single-user answer. Also the arithmetic: the bf16 matrix-product
+whether every concurrent answer equals that server's single-user answer. Also the arithmetic: the matrix-product
 rate of this CPU, measured, against the reader's FLOPs per question. On a shared machine compare ratios, not rates.
 """
 from __future__ import annotations
@@ -107,10 +107,14 @@ def load(url: str, clients: int, per_client: int, seed: int) -> dict:
 
 
 def arithmetic() -> dict:
-    """The CPU's bf16 matrix-product rate (a reader-sized product) and the reader's FLOPs for a 5-passage question."""
+    """The CPU's matrix-product rate (a reader-sized product, in the precision the models run in here: bf16 where
+    the CPU has it natively, else fp32) and the reader's FLOPs for a 5-passage question."""
     import torch
 
-    a, b = torch.randn(16 * 256, 384).bfloat16(), torch.randn(384, 1536).bfloat16()
+    from qa.models import resolve_precision
+
+    dtype = resolve_precision("auto", "cpu")
+    a, b = torch.randn(16 * 256, 384).to(dtype), torch.randn(384, 1536).to(dtype)
     for _ in range(3):
         a @ b
     n, t0 = 30, time.perf_counter()
@@ -121,7 +125,7 @@ def arithmetic() -> dict:
     per_token = layers * 2 * (4 * hidden * hidden + 2 * hidden * ff)
     attention = layers * 2 * 2 * tokens * tokens * hidden
     flops = windows * (tokens * per_token + attention)
-    return {"bf16_matmul_gflop_s": round(rate / 1e9, 1), "reader_gflop_per_question": round(flops / 1e9, 1),
+    return {"dtype": str(dtype), "matmul_gflop_s": round(rate / 1e9, 1), "reader_gflop_per_question": round(flops / 1e9, 1),
             "questions_per_s_if_only_arithmetic": round(rate / flops, 1), "threads": torch.get_num_threads()}
 
 

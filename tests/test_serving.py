@@ -151,13 +151,14 @@ def test_sessions_history_and_messages_are_bounded(seed_index_copy, monkeypatch)
     monkeypatch.setattr(app, "MAX_MESSAGES", 4)
     args = app.parse_args(["--port", str(free_port()), "--index", str(seed_index_copy)])
     service = app.ChatService(args.index, settings=Settings())
+    service.assistant.warm_up()
     demo = app.build_demo(service)
     demo.queue(max_size=args.queue_size).launch(**app.launch_options(args, service), prevent_thread_lock=True,
                                                 quiet=True)
     url = f"http://127.0.0.1:{args.port}/"
     try:
         for _ in range(5):
-            assert Client(url, verbose=False).predict(SEED_QUESTION, api_name="/chat")["text"] == "2012"
+            assert Client(url, verbose=False, httpx_kwargs={"timeout": 300}).predict(SEED_QUESTION, api_name="/chat")["text"] == "2012"
         assert len(demo.state_holder.session_data) == 3
         states = [b for b in demo.blocks.values() if type(b).__name__ == "State"]
         assert states and all(s.time_to_live == app.SESSION_TTL_S for s in states)
@@ -198,17 +199,17 @@ def test_busy_server_answers_503_past_its_queue_and_the_rate_limit_is_a_setting(
                                                 quiet=True)
     url = f"http://127.0.0.1:{args.port}/"
     try:
-        first = Client(url, verbose=False).submit(SEED_QUESTION, api_name="/chat")  # being answered (held)
+        first = Client(url, verbose=False, httpx_kwargs={"timeout": 300}).submit(SEED_QUESTION, api_name="/chat")  # being answered (held)
         time.sleep(2)
-        second = Client(url, verbose=False).submit(SEED_QUESTION, api_name="/chat")  # waits: the queue is full
+        second = Client(url, verbose=False, httpx_kwargs={"timeout": 300}).submit(SEED_QUESTION, api_name="/chat")  # waits: the queue is full
         time.sleep(2)
-        third = Client(url, verbose=False).submit(SEED_QUESTION, api_name="/chat")
+        third = Client(url, verbose=False, httpx_kwargs={"timeout": 300}).submit(SEED_QUESTION, api_name="/chat")
         with pytest.raises(Exception, match="Queue is full"):  # gradio_client's words for HTTP 503 at join
             third.result(timeout=60)
         gate.set()
         assert first.result(timeout=300)["text"] == "2012" and second.result(timeout=300)["text"] == "2012"
         with pytest.raises(AppError, match="Too many questions from this client"):  # a third in a minute
-            Client(url, verbose=False).predict(SEED_QUESTION, api_name="/chat")
+            Client(url, verbose=False, httpx_kwargs={"timeout": 300}).predict(SEED_QUESTION, api_name="/chat")
     finally:
         gate.set()
         demo.close()

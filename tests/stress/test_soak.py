@@ -80,6 +80,7 @@ def test_soak_memory_plateaus(tmp_path):
         wait_for_port(server, port, timeout_s=600)
         url = f"http://127.0.0.1:{port}/"
         plan = _questions(random.Random(14))
+        t_start = time.perf_counter()
         lock = threading.Lock()
         state = {"next": 0, "done": 0}
         rss: dict[int, int] = {}
@@ -98,7 +99,7 @@ def test_soak_memory_plateaus(tmp_path):
                     writes.append(writer.stdout.readline().strip())
 
         def user(c: int) -> None:
-            client = offline_client(url)
+            client = offline_client(url, timeout_s=600)
             while True:
                 with lock:
                     n = state["next"]
@@ -117,19 +118,24 @@ def test_soak_memory_plateaus(tmp_path):
                     done = state["done"]
                     if done % EVERY == 0:
                         rss[done] = rss_kb(server.pid)
-                        print(f"[soak] {done} questions, server RSS {rss[done] / 1024:.0f} MB", flush=True)
+                        print(f"[soak] {done} questions, server RSS {rss[done] / 1024:.0f} MB, "
+                              f"{done / (time.perf_counter() - t_start):.2f} questions/s, {len(errors)} errors",
+                              flush=True)
+                        if os.environ.get("SOAK_OUT"):  # the curve so far, in case the run is cut short
+                            Path(os.environ["SOAK_OUT"]).write_text(json.dumps(
+                                {"partial": True, "questions": done, "errors": len(errors),
+                                 "rss_mb_every_100": [round(rss[n] / 1024, 1) for n in sorted(rss)]}))
                     do_write = done % WRITE_EVERY == 0
                 if do_write:
                     write(done)
 
-        t_start = time.perf_counter()
         threads = [threading.Thread(target=user, args=(c,)) for c in range(CLIENTS)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         wall = time.perf_counter() - t_start
-        check = offline_client(url).predict(SEED_QUESTION, api_name="/chat")
+        check = offline_client(url, timeout_s=600).predict(SEED_QUESTION, api_name="/chat")
     finally:
         writer.stdin.close()
         writer.wait(timeout=120)
