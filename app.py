@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import logging
 import os
 import re
@@ -34,6 +35,7 @@ from qa.chat import (CSS, HEAD_JS, REPORT_COLUMNS, answer_html, answer_text, esc
                      report_rows)
 from qa.errors import BadQuestion, Busy, IndexNotFound, IngestError, QAError  # noqa: E402
 from qa.indexer import Indexer  # noqa: E402
+from qa.allocator import release_free_memory  # noqa: E402
 from qa.limits import BUSY_MESSAGE, Admission, RateLimiter  # noqa: E402
 from qa.ingest import SUPPORTED_SUFFIXES, load_file  # noqa: E402
 from qa.settings import Settings  # noqa: E402
@@ -53,6 +55,7 @@ SESSION_TTL_S = 12 * 3600  # a session's state is dropped this long after its la
 MAX_SESSIONS = 1000  # sessions whose state is held at once; the oldest goes first
 QUEUE_SIZE = 64  # questions waiting in the server's queue (env QA_QUEUE_SIZE)
 CHAT_CONCURRENCY = 16  # questions answered at once: their passages share forward passes (qa/batching.py)
+TRIM_EVERY = 100  # questions between malloc_trim calls when the server runs on glibc's malloc (qa/allocator.py)
 THEME = gr.themes.Default(font=["system-ui", "-apple-system", "Segoe UI", "Roboto", "Helvetica", "Arial", "sans-serif"],
                           font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"])
 
@@ -117,6 +120,7 @@ class ChatService:
         self.rate_limiter = RateLimiter(rate_limit)  # questions a minute per client; 0: no limit
         self.admission = Admission(max_pending)
         self.backend = backend  # `qa serve --ray`'s URL: questions go there; this process renders and indexes
+        self._asked = itertools.count(1)
         self.index_dir = Path(index_dir)
         self.seeds = Path(seeds)
         self.settings = (settings or Settings.from_env()).with_(index_dir=str(self.index_dir))
@@ -158,9 +162,12 @@ class ChatService:
             if self.backend:
                 return ask_backend(self.backend, question, history[-MAX_HISTORY:], k, threshold, doc_ids,
                                    check_date(date_from, False), check_date(date_to, True))
-            return a.ask(question, list(history)[-MAX_HISTORY:], int(k) if k else None,
-                         doc_ids=list(doc_ids) if doc_ids else None, date_from=check_date(date_from, False),
-                         date_to=check_date(date_to, True), threshold=threshold)
+            answer = a.ask(question, list(history)[-MAX_HISTORY:], int(k) if k else None,
+                           doc_ids=list(doc_ids) if doc_ids else None, date_from=check_date(date_from, False),
+                           date_to=check_date(date_to, True), threshold=threshold)
+        if next(self._asked) % TRIM_EVERY == 0:  # without jemalloc: glibc's free pages back to the system
+            release_free_memory()
+        return answer
 
     def reports(self) -> list[list[object]]:
         store = self.assistant.store
