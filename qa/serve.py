@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from pathlib import Path
 from typing import Any
 
 from .errors import QAError
@@ -62,7 +63,7 @@ class AssistantReplica:
 
     def generation(self) -> str:
         self.assistant.reload_if_changed()
-        return self.assistant.store.generation
+        return Path(self.assistant.store.generation).name
 
     async def __call__(self, request) -> Any:
         from starlette.responses import JSONResponse
