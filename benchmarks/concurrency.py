@@ -70,7 +70,13 @@ def start(tree: Path, index: Path) -> tuple[subprocess.Popen, str]:
             time.sleep(0.5)
 
 
-def load(url: str, clients: int, per_client: int, seed: int) -> dict:
+def cpu_s(pid: int) -> float:
+    """CPU time (user + system, all threads) the process has used."""
+    f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load(url: str, pid: int, clients: int, per_client: int, seed: int) -> dict:
     rng = random.Random(seed)
     plans = [[rng.choice(QUESTIONS) for _ in range(per_client)] for _ in range(clients)]
     lat: list[float] = []
@@ -94,39 +100,53 @@ def load(url: str, clients: int, per_client: int, seed: int) -> dict:
                 answers.append((q, {k: v for k, v in d.items() if k != "timings_ms"}))
 
     threads = [threading.Thread(target=user, args=(n,)) for n in range(clients)]
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu_s(pid)
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, cpu_s(pid) - c0
     s = sorted(lat)
     return {"questions_per_s": round(len(lat) / wall, 2), "p50_s": round(s[len(s) // 2], 3),
             "p95_s": round(s[min(len(s) - 1, round(0.95 * (len(s) - 1)))], 3), "errors": len(errors),
+            "server_cpu_s_per_question": round(cpu / max(1, len(lat)), 3),
             "answers": answers}
 
 
-def arithmetic() -> dict:
-    """The CPU's matrix-product rate (a reader-sized product, in the precision the models run in here: bf16 where
-    the CPU has it natively, else fp32) and the reader's FLOPs for a 5-passage question."""
+def arithmetic(index: Path) -> dict:
+    """The CPU's matrix-product rate per CPU-second (a reader-sized product, in the precision the models run in here:
+    bf16 where the CPU has it natively, else fp32), against the reader's FLOPs for these questions (their windows at
+    their padded widths, as the server reads them with the default k)."""
     import torch
 
+    from qa.assistant import Assistant
     from qa.models import resolve_precision
 
     dtype = resolve_precision("auto", "cpu")
     a, b = torch.randn(16 * 256, 384).to(dtype), torch.randn(384, 1536).to(dtype)
     for _ in range(3):
         a @ b
-    n, t0 = 30, time.perf_counter()
+    n, t0 = 30, time.process_time()
     for _ in range(n):
         a @ b
-    rate = 2 * a.shape[0] * 384 * 1536 * n / (time.perf_counter() - t0)
-    layers, hidden, ff, tokens, windows = 6, 384, 1536, 256, 5  # ~5 windows of ~256 padded word pieces
-    per_token = layers * 2 * (4 * hidden * hidden + 2 * hidden * ff)
-    attention = layers * 2 * 2 * tokens * tokens * hidden
-    flops = windows * (tokens * per_token + attention)
-    return {"dtype": str(dtype), "matmul_gflop_s": round(rate / 1e9, 1), "reader_gflop_per_question": round(flops / 1e9, 1),
-            "questions_per_s_if_only_arithmetic": round(rate / flops, 1), "threads": torch.get_num_threads()}
+    rate = 2 * a.shape[0] * 384 * 1536 * n / (time.process_time() - t0)
+    assistant = Assistant.open(index)
+    reader = assistant.reader
+    reader.warm_up()
+    layers, hidden, ff = 6, 384, 1536
+    total = 0.0
+    for q in QUESTIONS:
+        chunks = [h.chunk for h in assistant.retrieve(q, assistant.settings.k)]
+        enc = reader._tokenizer([q] * len(chunks), [c.text for c in chunks], truncation="only_second",
+                                max_length=reader.max_length, stride=reader.stride, return_overflowing_tokens=True,
+                                padding=False, verbose=False)
+        for ids in enc["input_ids"]:
+            w = reader.padded_width(len(ids))
+            total += layers * (w * 2 * (4 * hidden * hidden + 2 * hidden * ff) + 2 * 2 * w * w * hidden)
+    flops = total / len(QUESTIONS)
+    return {"dtype": str(dtype), "matmul_gflop_per_cpu_s": round(rate / 1e9, 1),
+            "reader_gflop_per_question": round(flops / 1e9, 2),
+            "reader_arithmetic_cpu_s_per_question": round(flops / rate, 3), "torch_threads": torch.get_num_threads()}
 
 
 def main() -> int:
@@ -137,7 +157,11 @@ def main() -> int:
     ap.add_argument("--per-client", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--arithmetic-only", action="store_true", help="only the FLOPs against the measured rate")
     args = ap.parse_args()
+    if args.arithmetic_only:
+        print(json.dumps(arithmetic(args.index), indent=1))
+        return 0
     tmp = Path(tempfile.mkdtemp(prefix="concurrency-"))
     servers = {}
     try:
@@ -152,7 +176,7 @@ def main() -> int:
         rounds: dict[str, list[dict]] = {"before": [], "after": []}
         for r in range(args.rounds):
             for name in (("before", "after") if r % 2 == 0 else ("after", "before")):
-                res = load(servers[name][1], args.clients, args.per_client, seed=r)
+                res = load(servers[name][1], servers[name][0].pid, args.clients, args.per_client, seed=r)
                 res["differing_from_single_user"] = sum(d != single[name][q] for q, d in res.pop("answers"))
                 rounds[name].append(res)
                 print(json.dumps({"round": r, "server": name, **res}), flush=True)
@@ -161,14 +185,19 @@ def main() -> int:
             proc.terminate()
             proc.wait(timeout=30)
         shutil.rmtree(tmp, ignore_errors=True)
-    med = {n: {k: statistics.median(x[k] for x in rs) for k in ("questions_per_s", "p50_s", "p95_s")}
+    med = {n: {k: statistics.median(x[k] for x in rs)
+               for k in ("questions_per_s", "p50_s", "p95_s", "server_cpu_s_per_question")}
            for n, rs in rounds.items()}
     summary = {"command": " ".join(sys.argv), "clients": args.clients, "per_client": args.per_client,
                "rounds": rounds, "median": med,
                "throughput_ratio": round(med["after"]["questions_per_s"] / med["before"]["questions_per_s"], 2),
                "p95_ratio": round(med["after"]["p95_s"] / med["before"]["p95_s"], 2),
+               # on a shared machine a server with more runnable threads gets more of the CPU: CPU time a question
+               # is the comparison that does not depend on the share each got
+               "cpu_per_question_ratio": round(med["after"]["server_cpu_s_per_question"]
+                                               / med["before"]["server_cpu_s_per_question"], 2),
                "same_answers_before_and_after": sum(single["before"][q] == single["after"][q] for q in QUESTIONS),
-               "questions": len(QUESTIONS), "arithmetic": arithmetic()}
+               "questions": len(QUESTIONS), "arithmetic": arithmetic(args.index)}
     print(json.dumps({k: v for k, v in summary.items() if k != "rounds"}, indent=1))
     if args.out:
         args.out.write_text(json.dumps(summary, indent=1))
