@@ -3,6 +3,7 @@ by every replica, and a replica killed under load replaced without a failed ques
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import threading
@@ -57,6 +58,9 @@ def replicas(seed_index, tmp_path_factory):
     """(url, index folder): 2 replicas over a private copy of the seed index."""
     index = tmp_path_factory.mktemp("serve") / "index"
     shutil.copytree(seed_index, index)
+    # a loaded test machine answers Serve's proxy health checks late: give it a minute, not 5-10 s
+    for name in ("RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S", "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S"):
+        os.environ.setdefault(name, "60")
     ray.init(num_cpus=2, include_dashboard=False)
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
