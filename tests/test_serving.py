@@ -224,3 +224,12 @@ def test_auth_comes_from_a_file_or_the_environment_not_the_command_line(tmp_path
     assert app.parse_args([]).auth == "bob:pw"
     with pytest.raises(SystemExit):
         app.parse_args(["--auth-file", str(tmp_path / "missing")])
+
+
+def test_qa_serve_says_what_it_needs(tmp_path, capsys):
+    from qa.cli import main
+
+    assert main(["serve", "--index", str(tmp_path)]) == 2
+    assert "add --ray" in capsys.readouterr().err
+    assert main(["serve", "--ray", "--replicas", "0", "--index", str(tmp_path)]) == 2
+    assert "--replicas must be >= 1" in capsys.readouterr().err
