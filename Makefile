@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 HOST   ?= 127.0.0.1
 PORT   ?= 7860
 
-.PHONY: install run test test-fast browser stress bench clean
+.PHONY: install run test test-fast browser stress soak bench clean
 
 install: $(STAMP)
 
@@ -36,6 +36,12 @@ test-fast: install
 
 stress: install
 	$(BIN)/python -m pytest -m stress -p no:cacheprovider -s tests/stress
+
+# 10,000 questions from 20 clients through /chat while reports are added and removed; RSS every 100 questions
+# (README, "Reliability"). SOAK_QUESTIONS=1000 for a shorter run; SOAK_OUT=FILE keeps the curve as JSON.
+SOAK_QUESTIONS ?= 10000
+soak: install
+	QA_SOAK=1 SOAK_QUESTIONS=$(SOAK_QUESTIONS) $(BIN)/python -m pytest -m stress -p no:cacheprovider -s tests/stress/test_soak.py
 
 bench: install
 	$(BIN)/qa bench

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import logging
 import os
@@ -26,15 +27,22 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no telemetry, no v
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # every model comes from a package
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
+if __name__ == "__main__":  # first, before the heavy imports: run again with jemalloc (qa/allocator.py)
+    from qa.allocator import relaunch_with_jemalloc
+
+    relaunch_with_jemalloc()
+
 import gradio as gr  # noqa: E402
 
 from qa.assistant import Assistant  # noqa: E402
 from qa.chat import (CSS, HEAD_JS, REPORT_COLUMNS, answer_html, answer_text, esc, question_html,  # noqa: E402
                      report_rows)
 from qa.chat import VERDICT_DONE, feedback_html, replace_feedback  # noqa: E402
-from qa.errors import BadFeedback, BadQuestion, IndexNotFound, IngestError, QAError  # noqa: E402
+from qa.errors import BadFeedback, BadQuestion, Busy, IndexNotFound, IngestError, QAError  # noqa: E402
 from qa.feedback import CORRECTABLE, Feedback, FeedbackStore  # noqa: E402
 from qa.indexer import Indexer  # noqa: E402
+from qa.allocator import release_free_memory  # noqa: E402
+from qa.limits import BUSY_MESSAGE, Admission, RateLimiter  # noqa: E402
 from qa.ingest import SUPPORTED_SUFFIXES, load_file  # noqa: E402
 from qa.settings import Settings  # noqa: E402
 from qa.store import current_generation  # noqa: E402
@@ -47,6 +55,14 @@ EXAMPLES = ["When did Iraq pass its anti-trafficking law?", "Who dismantled the 
             "Which ministry helped them?", "How many foreign nationals were in the two networks?",
             "What is the capital of France?"]
 MAX_HISTORY = 20  # earlier answers kept per conversation for follow-ups
+# Serving limits (README, "Reliability"): what one browser session keeps, how long, how many sessions, and how many
+# questions wait. Past QUEUE_SIZE waiting, Gradio's queue answers HTTP 503 ("This application is currently busy").
+MAX_MESSAGES = 2 * 50  # chat messages kept on the page per session (the last 50 questions and answers)
+SESSION_TTL_S = 12 * 3600  # a session's state is dropped this long after its last question
+MAX_SESSIONS = 1000  # sessions whose state is held at once; the oldest goes first
+QUEUE_SIZE = 64  # questions waiting in the server's queue (env QA_QUEUE_SIZE)
+CHAT_CONCURRENCY = 16  # questions answered at once: their passages share forward passes (qa/batching.py)
+TRIM_EVERY = 100  # questions between malloc_trim calls when the server runs on glibc's malloc (qa/allocator.py)
 THEME = gr.themes.Default(font=["system-ui", "-apple-system", "Segoe UI", "Roboto", "Helvetica", "Arial", "sans-serif"],
                           font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"])
 
@@ -61,14 +77,58 @@ def check_date(value: str | None, end: bool) -> str | None:
     return value + ("-12-31" if end else "-01-01")[len(value) - 4:]
 
 
+def client_id(request: gr.Request | None) -> str:
+    """Who is asking, for the rate limit: the logged-in user, else the client's address."""
+    if request is None:
+        return ""
+    return getattr(request, "username", None) or (request.client.host if request.client else "")
+
+
+def ask_backend(url: str, question: str, history: Sequence[Answer], k, threshold, doc_ids, date_from, date_to,
+                attempts: int = 3) -> Answer:
+    """Ask `qa serve --ray`'s endpoint. A replica that dies with the question is retried on another (questions have
+    no side effects); 503 (its queue is full) is Busy; 400 is the replica's message about the question."""
+    import json
+    import time
+    import urllib.error
+    import urllib.request
+
+    body = json.dumps({"question": question, "history": [h.to_dict() for h in history], "k": int(k) if k else None,
+                       "threshold": threshold, "doc_ids": list(doc_ids) if doc_ids else None,
+                       "date_from": date_from, "date_to": date_to}).encode()
+    for attempt in range(attempts):
+        req = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=300) as r:
+                return Answer.from_dict(json.loads(r.read()))
+        except urllib.error.HTTPError as e:
+            if e.code in (429, 503):
+                raise Busy(BUSY_MESSAGE) from e
+            if e.code == 400:
+                raise BadQuestion(json.loads(e.read() or b"{}").get("error") or "the backend refused the question") from e
+            failure: Exception = e
+        except (urllib.error.URLError, OSError) as e:
+            failure = e
+        log.warning("backend %s failed (%s); attempt %d of %d", url, failure, attempt + 1, attempts)
+        time.sleep(0.5 * (attempt + 1))
+    raise QAError(f"the backend at {url} does not answer ({failure}); check that `qa serve --ray` runs there")
+
+
 class ChatService:
     """One Assistant for every session, opened on first use; uploads and removals go through its Indexer."""
 
     def __init__(self, index_dir: str | os.PathLike, *, seeds: str | os.PathLike = ROOT / "seeds",
                  settings: Settings | None = None, max_upload_mb: float = 20.0,
-                 feedback_db: str | os.PathLike | None = None) -> None:
+                 feedback_db: str | os.PathLike | None = None, batch_wait_ms: float | None = None,
+                 rate_limit: int = 0, max_pending: int = QUEUE_SIZE + CHAT_CONCURRENCY,
+                 backend: str | None = None) -> None:
         if max_upload_mb <= 0:
             raise ValueError("max_upload_mb must be positive")
+        self.batch_wait_ms = batch_wait_ms  # None: every question runs its own forward passes
+        self.rate_limiter = RateLimiter(rate_limit)  # questions a minute per client; 0: no limit
+        self.admission = Admission(max_pending)
+        self.backend = backend  # `qa serve --ray`'s URL: questions go there; this process renders and indexes
+        self._asked = itertools.count(1)
         self.index_dir = Path(index_dir)
         self.feedback_db = Path(feedback_db) if feedback_db else self.index_dir / "feedback.sqlite3"
         self._feedback: FeedbackStore | None = None
@@ -97,16 +157,27 @@ class ChatService:
             if self._assistant is None:
                 self.ensure_index()
                 self._assistant = Assistant.open(self.index_dir, settings=self.settings)
+                if self.batch_wait_ms is not None and not self.backend:
+                    self._assistant.batch_concurrent(self.batch_wait_ms)
             return self._assistant
 
     def ask(self, question: str, history: Sequence[Answer] = (), k: int | None = None,
             threshold: float | None = None, doc_ids: Sequence[str] | None = None, date_from: str | None = None,
-            date_to: str | None = None) -> Answer:
-        a = self.assistant
-        a.reload_if_changed()  # pick up writes by other processes (qa index ...)
-        return a.ask(question, list(history)[-MAX_HISTORY:], int(k) if k else None,
-                     doc_ids=list(doc_ids) if doc_ids else None, date_from=check_date(date_from, False),
-                     date_to=check_date(date_to, True), threshold=threshold)
+            date_to: str | None = None, client: str = "") -> Answer:
+        """``client`` (a user name or an address) is what the rate limit counts by; ``Busy`` past a limit."""
+        self.rate_limiter.check(client)
+        with self.admission.slot():
+            a = self.assistant
+            a.reload_if_changed()  # pick up writes by other processes (qa index ...)
+            if self.backend:
+                return ask_backend(self.backend, question, history[-MAX_HISTORY:], k, threshold, doc_ids,
+                                   check_date(date_from, False), check_date(date_to, True))
+            answer = a.ask(question, list(history)[-MAX_HISTORY:], int(k) if k else None,
+                           doc_ids=list(doc_ids) if doc_ids else None, date_from=check_date(date_from, False),
+                           date_to=check_date(date_to, True), threshold=threshold)
+        if next(self._asked) % TRIM_EVERY == 0:  # without jemalloc: glibc's free pages back to the system
+            release_free_memory()
+        return answer
 
     def reports(self) -> list[list[object]]:
         store = self.assistant.store
@@ -202,14 +273,15 @@ def build_demo(service: ChatService) -> gr.Blocks:
                 scope: list[str] | None, date_from: str, date_to: str, conversation: str | None,
                 request: gr.Request):
         try:
-            answer = service.ask(message, history, int(k), float(threshold), scope or None, date_from, date_to)
+            answer = service.ask(message, history, int(k), float(threshold), scope or None, date_from, date_to,
+                                 client=client_id(request))
         except (BadQuestion, QAError) as e:  # QAError: e.g. a model that cannot be read; the message says what to do
             raise gr.Error(str(e)) from e
         conversation = conversation or uuid.uuid4().hex
         answer_id = service.record(answer, conversation, user_of(request))
         html = answer_html(answer, service.assistant.store.documents, threshold, str(ROOT), answer_id=answer_id)
-        messages = list(messages or []) + [{"role": "user", "content": question_html(message)},
-                                           {"role": "assistant", "content": html}]
+        messages = (list(messages or []) + [{"role": "user", "content": question_html(message)},
+                                            {"role": "assistant", "content": html}])[-MAX_MESSAGES:]
         history = (list(history or []) + [answer])[-MAX_HISTORY:]
         return messages, history, "", answer_text(answer, threshold, str(ROOT)), conversation
 
@@ -224,7 +296,7 @@ def build_demo(service: ChatService) -> gr.Blocks:
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise gr.Error(f"history must be a list of earlier answers as /chat returned them ({e!r})") from e
         try:
-            answer = service.ask(question, past, k, threshold, doc_ids, date_from, date_to)
+            answer = service.ask(question, past, k, threshold, doc_ids, date_from, date_to, client=client_id(request))
         except (ValueError, QAError) as e:  # BadQuestion, k / threshold out of range, a model that cannot be read
             raise gr.Error(str(e)) from e
         earlier = (history or [{}])[-1].get("answer_id")  # a follow-up joins the conversation it follows
@@ -270,7 +342,7 @@ def build_demo(service: ChatService) -> gr.Blocks:
         return (esc(service.remove(ids)), *listing())
 
     with gr.Blocks(title="report-qa", analytics_enabled=False) as demo:
-        answers = gr.State([])
+        answers = gr.State([], time_to_live=SESSION_TTL_S)
         gr.Markdown("**report-qa** · answers quoted from the reports, each with its sources", elem_id="title")
         with gr.Tab("Chat"):
             chatbot = gr.Chatbot(elem_id="chat", label="report-qa", height=560, latex_delimiters=[],
@@ -313,7 +385,8 @@ def build_demo(service: ChatService) -> gr.Blocks:
         chat_in = [question, chatbot, answers, k, threshold, scope, date_from, date_to, conversation]
         chat_out = [chatbot, answers, question, copy_box, conversation]
         for trigger in (question.submit, ask.click):
-            trigger(respond, chat_in, chat_out, api_visibility="private", concurrency_limit=8)
+            trigger(respond, chat_in, chat_out, api_visibility="private", concurrency_limit=CHAT_CONCURRENCY,
+                    concurrency_id="ask")
         clear.click(lambda: ([], [], "", None), None, [chatbot, answers, copy_box, conversation],
                     api_visibility="private")
         chatbot.clear(lambda: ([], "", None), None, [answers, copy_box, conversation],
@@ -327,7 +400,7 @@ def build_demo(service: ChatService) -> gr.Blocks:
         for trigger in (refresh.click, reports_tab.select):
             trigger(listing, None, lists, api_visibility="private")
         demo.load(on_load, None, [*lists, k, threshold], api_visibility="private")
-        gr.api(chat, api_name="chat", concurrency_limit=8)
+        gr.api(chat, api_name="chat", concurrency_limit=CHAT_CONCURRENCY, concurrency_id="ask")
         gr.api(feedback, api_name="feedback", concurrency_limit=8)
     return demo
 
@@ -415,13 +488,33 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--port", type=int, default=int(env("QA_PORT") or 7860), help="port (env QA_PORT)")
     p.add_argument("--index", default=env("QA_INDEX_DIR") or str(ROOT / "index"),
                    help="index folder; built from seeds/ when empty (env QA_INDEX_DIR)")
-    p.add_argument("--auth", default=env("QA_AUTH"), help="require USER:PASS to log in (env QA_AUTH)")
+    p.add_argument("--auth", default=env("QA_AUTH"), help="require USER:PASS to log in (env QA_AUTH; on the command "
+                   "line it shows in ps: prefer QA_AUTH or --auth-file)")
+    p.add_argument("--auth-file", default=env("QA_AUTH_FILE"),
+                   help="read USER:PASS from this file's first line (env QA_AUTH_FILE)")
+    p.add_argument("--rate-limit", type=int, default=int(env("QA_RATE_LIMIT") or 0),
+                   help="questions a minute one client (user or address) may ask; 0: no limit (env QA_RATE_LIMIT)")
+    p.add_argument("--backend", default=env("QA_BACKEND"),
+                   help="send questions to `qa serve --ray` at this URL, e.g. http://HOST:8000/ask (env QA_BACKEND)")
+    p.add_argument("--queue-size", type=int, default=int(env("QA_QUEUE_SIZE") or QUEUE_SIZE),
+                   help="questions that may wait; past it the server answers busy / HTTP 503 (env QA_QUEUE_SIZE)")
     p.add_argument("--max-upload-mb", type=float, default=float(env("QA_MAX_UPLOAD_MB") or 20),
                    help="largest file accepted for upload, in MB (env QA_MAX_UPLOAD_MB)")
+    p.add_argument("--batch-wait-ms", type=float, default=float(env("QA_BATCH_WAIT_MS") or 0),
+                   help="read concurrent questions in shared forward passes, waiting up to this long for company; "
+                        "0: off (the default: no gain measured on a 2-core CPU, see docs) (env QA_BATCH_WAIT_MS)")
     p.add_argument("--feedback-db", default=env("QA_FEEDBACK_DB"),
                    help="SQLite file of answers and staff verdicts (default: feedback.sqlite3 in the index folder; "
                         "env QA_FEEDBACK_DB)")
     args = p.parse_args(argv)
+    if args.auth_file:
+        try:
+            lines = Path(args.auth_file).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            p.error(f"cannot read --auth-file {args.auth_file}: {e.strerror if isinstance(e, OSError) else e}")
+        args.auth = lines[0].strip() if lines else ""
+    if args.rate_limit < 0 or args.queue_size < 1:
+        p.error("--rate-limit must be >= 0 and --queue-size >= 1")
     if args.auth is not None and not re.fullmatch(r"[^:]+:.+", args.auth):
         p.error("--auth must be USER:PASSWORD")
     return args
@@ -432,7 +525,7 @@ def launch_options(args: argparse.Namespace, service: ChatService) -> dict[str, 
     auth = tuple(args.auth.split(":", 1)) if args.auth else None
     return dict(server_name=args.host, server_port=args.port, auth=auth, share=False, inbrowser=False,
                 ssr_mode=False, mcp_server=False, max_file_size=service.max_upload_bytes, theme=THEME, css=CSS,
-                head=HEAD_JS, footer_links=["api", "settings"])
+                head=HEAD_JS, footer_links=["api", "settings"], state_session_capacity=MAX_SESSIONS)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -441,15 +534,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     for name in ("qa", log.name):
         logging.getLogger(name).setLevel(logging.INFO)
     try:
-        service = ChatService(args.index, max_upload_mb=args.max_upload_mb, feedback_db=args.feedback_db)
+        service = ChatService(args.index, max_upload_mb=args.max_upload_mb, feedback_db=args.feedback_db,
+                              rate_limit=args.rate_limit, max_pending=args.queue_size + CHAT_CONCURRENCY,
+                              backend=args.backend, batch_wait_ms=args.batch_wait_ms or None)
         service.ensure_index(say=print)
-        print(f"Loading the models for {service.index_dir}/ ...", flush=True)
-        service.assistant.warm_up()
+        if args.backend:  # the models load here only for uploads, when one comes
+            print(f"Questions go to {args.backend}; reports are read from {service.index_dir}/", flush=True)
+        else:
+            print(f"Loading the models for {service.index_dir}/ ...", flush=True)
+            service.assistant.warm_up()
+        from qa.allocator import current_allocator
+
+        print(f"Memory allocator: {current_allocator()}", flush=True)
     except QAError as e:  # a missing or damaged model or index: one line that says what to do, not a traceback
         raise SystemExit(f"error: {e}") from e
     print(f"report-qa is serving on http://{args.host}:{args.port}" + (" (login required)" if args.auth else ""),
           flush=True)
-    build_demo(service).queue().launch(**launch_options(args, service))
+    build_demo(service).queue(max_size=args.queue_size).launch(**launch_options(args, service))
 
 
 # for `gradio app.py` and imports: env settings, nothing opened until the first request

@@ -95,6 +95,18 @@ class Assistant:
         if hasattr(self.reader, "warm_up"):
             self.reader.warm_up()
 
+    def batch_concurrent(self, wait_ms: float = 5.0) -> None:
+        """Let concurrent ``ask`` calls share the models' forward passes (``qa/batching.py``), for servers: each
+        answer stays the one ``ask`` gives alone. A reader that cannot batch (the rules reader) is left as it is."""
+        from .batching import BatchedEncoder, BatchedReader, can_batch
+
+        if can_batch(self.reader) and not isinstance(self.reader, BatchedReader):
+            self.reader = BatchedReader(self.reader, wait_ms=wait_ms)
+        if not isinstance(self.encoder, BatchedEncoder):
+            self.encoder = BatchedEncoder(self.encoder, wait_ms=wait_ms)
+            with self._reload_lock:
+                self._retriever = Retriever(self._store, self.encoder, self.settings)
+
     def reload_if_changed(self) -> bool:
         """Switch to a newer generation of the index written by another process; True when it did."""
         with self._reload_lock:

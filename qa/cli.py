@@ -143,6 +143,25 @@ def cmd_feedback(args) -> int:
     return run(args, _settings(args))
 
 
+def cmd_serve(args) -> int:
+    if not args.ray:
+        raise QAError("qa serve runs replicas on Ray Serve: add --ray (for one process, run app.py)")
+    if args.replicas < 1:
+        raise QAError("--replicas must be >= 1")
+    from .allocator import relaunch_with_jemalloc
+    from .serve import run
+    from .store import current_generation
+
+    relaunch_with_jemalloc(["-m", "qa", *sys.argv[1:]])  # replicas inherit it (README, "Reliability")
+    settings = _settings(args)
+    current_generation(settings.index_dir)  # no index: say so now, not in every replica
+    print(f"report-qa: {args.replicas} replicas of {settings.index_dir}/ at http://{args.host}:{args.port}/ask",
+          flush=True)
+    run(settings.index_dir, settings, replicas=args.replicas, host=args.host, port=args.port,
+        address=args.ray_address)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="qa", description="Cited extractive answers over a collection of reports.")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
@@ -220,6 +239,17 @@ def build_parser() -> argparse.ArgumentParser:
     from .feedback_cli import add_parser as add_feedback_parser  # qa feedback list|stats|export|purge|delete
 
     add_feedback_parser(sub, common).set_defaults(fn=cmd_feedback)
+
+
+    sp = sub.add_parser("serve", help="answer questions over HTTP from replicas on a Ray cluster (Ray Serve)")
+    sp.add_argument("--ray", action="store_true", help="deploy on Ray Serve (needs ray[serve])")
+    sp.add_argument("--replicas", type=int, default=2, help="replicas of the assistant (default 2)")
+    sp.add_argument("--host", default="127.0.0.1", help="address of the HTTP endpoint (default loopback)")
+    sp.add_argument("--port", type=int, default=8000)
+    sp.add_argument("--ray-address", default=None, metavar="ADDR",
+                    help="the cluster (auto on one of its nodes; default $RAY_ADDRESS, else a local one)")
+    common(sp, reader=True)
+    sp.set_defaults(fn=cmd_serve)
     return p
 
 

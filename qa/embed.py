@@ -130,15 +130,32 @@ class Encoder:
                 parts.append(self.encode_ids(ids, batch_size=batch_size))
         return np.concatenate(parts)
 
+    query_pad_multiple = 16  # queries are padded to a multiple of this many word pieces (see encode_queries)
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Encode questions as ``encode`` does, each padded to a width set by its own length (a multiple of
+        ``query_pad_multiple``) and batched only with questions of that width: a question's vector does not depend on
+        which others are encoded with it (``qa/batching.py`` batches concurrent questions), and the model sees a
+        fixed set of input shapes, so shape-keyed kernel caches stay bounded."""
+        ids = self._ids(list(texts))
+        out = np.zeros((len(ids), self.dim), dtype=np.float32)
+        groups: dict[int, list[int]] = {}
+        for i, x in enumerate(ids):
+            groups.setdefault(-(-(len(x) + 2) // self.query_pad_multiple), []).append(i)
+        for idx in groups.values():
+            out[idx] = self.encode_ids([ids[i] for i in idx], pad_multiple=self.query_pad_multiple)
+        return out
+
     def _ids(self, texts: list[str]) -> list[list[int]]:
         return self.tokenizer(texts, add_special_tokens=False, truncation=True, max_length=self.max_tokens - 2,
                               verbose=False)["input_ids"]
 
     def encode_ids(self, ids: Sequence[Sequence[int]], *, batch_size: int | None = None,
-                   progress=None) -> np.ndarray:
+                   progress=None, pad_multiple: int = 1) -> np.ndarray:
         """Encode word-piece id lists (without [CLS]/[SEP]); each must fit ``max_tokens - 2``.
 
-        ``progress`` is called with the number of items finished after each batch.
+        ``progress`` is called with the number of items finished after each batch; each batch is padded to a multiple
+        of ``pad_multiple`` (at most ``max_tokens``).
         """
         import torch
 
@@ -157,7 +174,7 @@ class Encoder:
         batches = [order[i : i + bs] for i in range(0, n, bs)]
 
         def pad(idx: np.ndarray):
-            width = len(ids[idx[0]]) + 2
+            width = min(-(-(len(ids[idx[0]]) + 2) // pad_multiple) * pad_multiple, self.max_tokens)
             if self._device != "cpu":
                 width = (width + 7) // 8 * 8
             arr = np.zeros((len(idx), width), dtype=np.int64)

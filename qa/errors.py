@@ -39,3 +39,11 @@ class IngestError(QAError):
 
 class BadFeedback(QAError, ValueError):
     """A verdict on an answer that cannot be recorded: unknown answer, verdict or report, offsets off the report."""
+
+
+class Busy(QAError):
+    """The server has as many questions waiting as it holds, or this client asked too often: try again shortly."""
+
+    def __init__(self, message: str, retry_after_s: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

@@ -82,8 +82,79 @@ class SpanReader:
         return question[: enc["offset_mapping"][self.max_question_tokens - 1][1]]
 
     def read(self, question: str, chunks: Sequence[Chunk]) -> list[Span]:
+        if not chunks:
+            return []
+        return self.spans(question, chunks, *self.forward([(question, chunks)])[0])
+
+    def candidates(self, question: str, chunks: Sequence[Chunk]) -> dict[int, tuple[list[Candidate], float]]:
+        """chunk position -> (its cleaned candidates over all its windows, best first, with offsets in the chunk's
+        text; its no-answer score, the lowest of its windows')."""
+        if not chunks:
+            return {}
+        return self._decode(chunks, *self.forward([(question, chunks)])[0])
+
+    pad_multiple = 32  # windows are padded to a multiple of this many word pieces (see padded_width)
+
+    def padded_width(self, n_tokens: int) -> int:
+        """The width a window of ``n_tokens`` is padded to: a function of its own length only, so that its logits do
+        not depend on which other windows share its batch (measured: bitwise equal at any batch size and order), and
+        the model sees a fixed set of input shapes (the memory of shape-keyed kernel caches stays bounded)."""
+        m = self.pad_multiple
+        return min(max(n_tokens, 1) + (-max(n_tokens, 1)) % m, self.max_length)
+
+    def forward(self, requests: Sequence[tuple[str, Sequence[Chunk]]]) -> list[tuple[object, list[np.ndarray]]]:
+        """Tokenise every request's (question, chunks) into windows and run all of them through the model together,
+        in batches of windows of the same padded width. Per request: (its tokenizer encoding, the [L, 2] start/end
+        logits of each window)."""
+        import torch
+
+        self.warm_up()
+        tok = self._tokenizer
+        encs = []
+        for question, chunks in requests:
+            question = self._fit_question(question)
+            encs.append(tok([question] * len(chunks), [c.text for c in chunks], truncation="only_second",
+                            max_length=self.max_length, stride=self.stride, return_overflowing_tokens=True,
+                            return_offsets_mapping=True, padding=False, verbose=False) if chunks else None)
+        out: list[list[np.ndarray]] = [[None] * (len(e["input_ids"]) if e else 0) for e in encs]  # type: ignore[list-item]
+        by_width: dict[int, list[tuple[int, int]]] = {}
+        for n, enc in enumerate(encs):
+            for w in range(len(out[n])):
+                by_width.setdefault(self.padded_width(len(enc["input_ids"][w])), []).append((n, w))
+        with torch.inference_mode():
+            for width, items in sorted(by_width.items()):
+                for b0 in range(0, len(items), self.batch_size):
+                    wins = items[b0 : b0 + self.batch_size]
+                    ids = torch.zeros((len(wins), width), dtype=torch.long)
+                    tt = torch.zeros_like(ids)
+                    mask = torch.zeros_like(ids)
+                    for r, (n, w) in enumerate(wins):
+                        x = encs[n]["input_ids"][w]
+                        ids[r, : len(x)] = torch.tensor(x)
+                        tt[r, : len(x)] = torch.tensor(encs[n]["token_type_ids"][w])
+                        mask[r, : len(x)] = 1
+                    hidden = self._encoder(ids.to(self._device), mask.to(self._device), tt.to(self._device))
+                    logits = self._head(hidden.float()).cpu().numpy()
+                    for r, (n, w) in enumerate(wins):
+                        out[n][w] = logits[r, : len(encs[n]["input_ids"][w])]
+        return list(zip(encs, out))
+
+    def _decode(self, chunks: Sequence[Chunk], enc, logits: Sequence[np.ndarray]
+                ) -> dict[int, tuple[list[Candidate], float]]:
+        per_chunk: dict[int, list[tuple[list[Candidate], float]]] = {}  # chunk -> its windows' decodings
+        for w, window_logits in enumerate(logits):
+            ctx = np.array([sid == 1 for sid in enc.sequence_ids(w)], dtype=bool)
+            ci = enc["overflow_to_sample_mapping"][w]
+            per_chunk.setdefault(ci, []).append(decode_window(
+                window_logits[:, 0], window_logits[:, 1], ctx, enc["offset_mapping"][w], chunks[ci].text,
+                self.max_answer_tokens))
+        return {ci: merge_windows(wins) for ci, wins in per_chunk.items()}
+
+    def spans(self, question: str, chunks: Sequence[Chunk], enc, logits: Sequence[np.ndarray]) -> list[Span]:
+        """Decode ``forward``'s output for one request: at most one span per chunk, chosen and shaped for
+        ``question`` (``qa.answer_types.choose``)."""
         spans = []
-        for ci, (ranked, null) in self.candidates(question, chunks).items():
+        for ci, (ranked, null) in self._decode(chunks, enc, logits).items():
             chunk = chunks[ci]
             picked = choose(question, chunk.text, ranked, split_sentences(chunk.text))
             if picked is None:
@@ -92,45 +163,6 @@ class SpanReader:
             margin = score - null + self.null_threshold
             spans.append(Span(chunk, chunk.start + c0, chunk.start + c1, chunk.text[c0:c1], _sigmoid(margin), margin))
         return spans
-
-    def candidates(self, question: str, chunks: Sequence[Chunk]) -> dict[int, tuple[list[Candidate], float]]:
-        """chunk position -> (its cleaned candidates over all its windows, best first, with offsets in the chunk's
-        text; its no-answer score, the lowest of its windows')."""
-        import torch
-
-        if not chunks:
-            return {}
-        self.warm_up()
-        tok = self._tokenizer
-        question = self._fit_question(question)
-        enc = tok([question] * len(chunks), [c.text for c in chunks], truncation="only_second",
-                  max_length=self.max_length, stride=self.stride, return_overflowing_tokens=True,
-                  return_offsets_mapping=True, padding=False, verbose=False)
-        n_win = len(enc["input_ids"])
-        per_chunk: dict[int, list[tuple[list[Candidate], float]]] = {}  # chunk -> its windows' decodings
-        order = sorted(range(n_win), key=lambda w: len(enc["input_ids"][w]))
-        with torch.inference_mode():
-            for b0 in range(0, n_win, self.batch_size):
-                wins = order[b0 : b0 + self.batch_size]
-                width = max(len(enc["input_ids"][w]) for w in wins)
-                ids = torch.zeros((len(wins), width), dtype=torch.long)
-                tt = torch.zeros_like(ids)
-                mask = torch.zeros_like(ids)
-                for r, w in enumerate(wins):
-                    x = enc["input_ids"][w]
-                    ids[r, : len(x)] = torch.tensor(x)
-                    tt[r, : len(x)] = torch.tensor(enc["token_type_ids"][w])
-                    mask[r, : len(x)] = 1
-                hidden = self._encoder(ids.to(self._device), mask.to(self._device), tt.to(self._device))
-                logits = self._head(hidden.float()).cpu().numpy()
-                for r, w in enumerate(wins):
-                    L = len(enc["input_ids"][w])
-                    ctx = np.array([sid == 1 for sid in enc.sequence_ids(w)], dtype=bool)
-                    ci = enc["overflow_to_sample_mapping"][w]
-                    per_chunk.setdefault(ci, []).append(decode_window(
-                        logits[r, :L, 0], logits[r, :L, 1], ctx, enc["offset_mapping"][w], chunks[ci].text,
-                        self.max_answer_tokens))
-        return {ci: merge_windows(wins) for ci, wins in per_chunk.items()}
 
 
 def load_span_model(folder: Path, device: str, dtype):

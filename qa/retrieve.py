@@ -34,7 +34,7 @@ class Retriever:
         if allowed is not None and len(allowed) == 0:
             return []
         t0 = time.perf_counter()
-        qv = self.encoder.encode([query])[0]
+        qv = self.encoder.encode_queries([query])[0]
         t1 = time.perf_counter()
         sparse = bm25_scores(self.store.bm25, query)
         t2 = time.perf_counter()

@@ -119,13 +119,14 @@ def rss_kb(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for {pid}")
 
 
-def offline_client(url: str):
+def offline_client(url: str, timeout_s: float | None = None):
     import huggingface_hub.constants as hf
 
     hf.HF_HUB_OFFLINE = hf.HF_HUB_DISABLE_TELEMETRY = True
     from gradio_client import Client
 
-    return Client(url, verbose=False, analytics_enabled=False)
+    return Client(url, verbose=False, analytics_enabled=False,
+                  httpx_kwargs={"timeout": timeout_s} if timeout_s else None)
 
 
 def wait_for_port(proc: subprocess.Popen, port: int, timeout_s: float) -> float:

@@ -1,0 +1,163 @@
+"""Soak (``make soak``): SOAK_QUESTIONS questions (10,000) through ``/chat`` from SOAK_CLIENTS clients (20), while
+another process adds and removes reports, with the server's RSS sampled every 100 questions.
+
+Bound (issue 14): RSS at the last question within 3% of RSS at a fifth of the run (question 2,000 of 10,000), and
+within 10% of RSS at question 100. The curve and the figures go to .cache/stress/summary.json ("soak") and, when
+SOAK_OUT names a file, there as JSON (benchmarks/results/soak-*.json). Skipped unless QA_SOAK=1 (``make soak`` sets
+it): it takes about an hour on 2 cores, so ``make stress`` does not run it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, SEED_QUESTION, free_port, stop_process
+from _stress import (_PLACES, _SUBJECTS, _THINGS, child_env, env_int, offline_client, percentile, record, rss_kb,
+                     wait_for_port, write_corpus)
+
+pytestmark = [pytest.mark.stress,
+              pytest.mark.skipif(os.environ.get("QA_SOAK") != "1", reason="the soak runs with `make soak` (QA_SOAK=1)")]
+
+QUESTIONS = env_int("SOAK_QUESTIONS", 10_000)
+CLIENTS = env_int("SOAK_CLIENTS", 20)
+EVERY = 100  # RSS sampled every this many questions
+WRITE_EVERY = env_int("SOAK_WRITE_EVERY", 250)  # a report added or removed every this many questions
+
+_WRITER = r'''
+import sys
+from qa.indexer import Indexer
+from qa.settings import Settings
+from qa.types import Document
+
+indexer = Indexer(Settings(index_dir=sys.argv[1]))
+for line in sys.stdin:
+    op, i = line.split()
+    if op == "add":
+        text = (f"Soak bulletin {i}\nThe harbour office of Kelso counted {1000 + int(i)} ships in week {i}. "
+                f"Inspectors boarded {int(i) % 97 + 3} of them and found no fault.")
+        indexer.upsert([Document(f"soak-{i}", text, f"Soak bulletin {i}", None, "upload: soak.txt")])
+    else:
+        indexer.remove([f"soak-{i}"])
+    print("done", op, i, flush=True)
+'''
+
+
+def _questions(rng: random.Random) -> list[tuple[str, int | None]]:
+    """Varied questions (lengths, subjects, answerable or not) with k drawn from 1, 3 and the default 5."""
+    pool = [SEED_QUESTION, "Who dismantled the two networks?", "Which ministry helped them?",
+            "How many foreign nationals were in the two networks?", "What is the capital of France?",
+            "What has made human trafficking in Iraq worse, according to the report on the networks?"]
+    for place in _PLACES:
+        for subject in _SUBJECTS:
+            for thing in _THINGS[:3]:
+                pool.append(f"How many {thing} did {subject} in {place} report?")
+            pool.append(f"In which year did {subject} in {place} publish its figures?")
+    pool += [f"How many ships did the harbour office of Kelso count in week {i}?" for i in range(40)]
+    return [(rng.choice(pool), rng.choice((1, 1, 3, None))) for _ in range(QUESTIONS)]
+
+
+def test_soak_memory_plateaus(tmp_path):
+    corpus = write_corpus(tmp_path / "reports", n_reports=60)
+    index = tmp_path / "index"
+    subprocess.run([sys.executable, "-m", "qa", "index", str(corpus), "--index", str(index)], env=child_env(),
+                   check=True, capture_output=True, timeout=1800)
+    port = free_port()
+    log_path = tmp_path / "server.log"
+    with log_path.open("w") as log:
+        server = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--index", str(index)], cwd=ROOT,
+                                  env=child_env(), stdout=log, stderr=subprocess.STDOUT)
+    writer = subprocess.Popen([sys.executable, "-c", _WRITER, str(index)], env=child_env(), text=True,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(server, port, timeout_s=600)
+        url = f"http://127.0.0.1:{port}/"
+        plan = _questions(random.Random(14))
+        t_start = time.perf_counter()
+        lock = threading.Lock()
+        state = {"next": 0, "done": 0}
+        rss: dict[int, int] = {}
+        latencies: list[float] = []
+        errors: list[str] = []
+        writes: list[str] = []
+        write_lock = threading.Lock()
+
+        def write(n: int) -> None:  # add report n/WRITE_EVERY; every other time remove the one before
+            i = n // WRITE_EVERY
+            ops = [("add", i)] + ([("remove", i - 1)] if i % 2 == 0 and i > 0 else [])
+            with write_lock:
+                for op, j in ops:
+                    writer.stdin.write(f"{op} {j}\n")
+                    writer.stdin.flush()
+                    writes.append(writer.stdout.readline().strip())
+
+        def user(c: int) -> None:
+            client = offline_client(url, timeout_s=600)
+            while True:
+                with lock:
+                    n = state["next"]
+                    if n >= QUESTIONS:
+                        return
+                    state["next"] += 1
+                q, k = plan[n]
+                t0 = time.perf_counter()
+                try:
+                    client.predict(q, None, k, api_name="/chat")
+                except Exception as e:  # noqa: BLE001 - every failure is counted; none may happen
+                    errors.append(f"{q!r}: {type(e).__name__}: {e}")
+                with lock:
+                    latencies.append(time.perf_counter() - t0)
+                    state["done"] += 1
+                    done = state["done"]
+                    if done % EVERY == 0:
+                        rss[done] = rss_kb(server.pid)
+                        print(f"[soak] {done} questions, server RSS {rss[done] / 1024:.0f} MB, "
+                              f"{done / (time.perf_counter() - t_start):.2f} questions/s, {len(errors)} errors",
+                              flush=True)
+                        if os.environ.get("SOAK_OUT"):  # the curve so far, in case the run is cut short
+                            Path(os.environ["SOAK_OUT"]).write_text(json.dumps(
+                                {"partial": True, "questions": done, "errors": len(errors),
+                                 "rss_mb_every_100": [round(rss[n] / 1024, 1) for n in sorted(rss)]}))
+                    do_write = done % WRITE_EVERY == 0
+                if do_write:
+                    write(done)
+
+        threads = [threading.Thread(target=user, args=(c,)) for c in range(CLIENTS)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        wall = time.perf_counter() - t_start
+        check = offline_client(url, timeout_s=600).predict(SEED_QUESTION, api_name="/chat")
+    finally:
+        writer.stdin.close()
+        writer.wait(timeout=120)
+        stop_process(server, timeout_s=30)
+
+    marks = sorted(rss)
+    first, fifth, last = marks[0], max(n for n in marks if n <= max(EVERY, QUESTIONS // 5)), marks[-1]
+    mb = {n: round(rss[n] / 1024, 1) for n in marks}
+    figures = {
+        "questions": state["done"], "clients": CLIENTS, "errors": len(errors), "first_errors": errors[:3],
+        "reports_written": len(writes), "questions_per_s": round(state["done"] / wall, 2),
+        "p50_s": round(percentile(latencies, 50), 3), "p95_s": round(percentile(latencies, 95), 3),
+        f"rss_mb_at_{first}": mb[first], f"rss_mb_at_{fifth}": mb[fifth], f"rss_mb_at_{last}": mb[last],
+        f"growth_pct_from_{fifth}": round(100 * (rss[last] / rss[fifth] - 1), 2),
+        f"growth_pct_from_{first}": round(100 * (rss[last] / rss[first] - 1), 2),
+        "rss_mb_every_100": [mb[n] for n in marks],
+        "allocator": "see the server log's first lines", "server_log_head": log_path.read_text()[:600],
+    }
+    record("soak", figures)
+    if os.environ.get("SOAK_OUT"):
+        Path(os.environ["SOAK_OUT"]).write_text(json.dumps(figures, indent=1))
+    assert errors == []
+    assert check["text"] == "2012"
+    assert abs(rss[last] / rss[fifth] - 1) <= 0.03, f"RSS moved {figures[f'growth_pct_from_{fifth}']}% from {fifth}"
+    assert abs(rss[last] / rss[first] - 1) <= 0.10, f"RSS moved {figures[f'growth_pct_from_{first}']}% from {first}"

@@ -1,0 +1,235 @@
+"""Serving: micro-batched answers equal single-user answers; overload and abuse limits; bounded per-session state."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from qa.assistant import Assistant
+from qa.batching import BatchedEncoder, BatchedReader, MicroBatcher
+from qa.errors import Busy
+from qa.limits import BUSY_MESSAGE, Admission, RateLimiter
+from qa.settings import Settings
+from qa.store import IndexStore
+from qa.types import Chunk
+
+from conftest import SEED_QUESTION
+
+QUESTIONS = [SEED_QUESTION, "Who dismantled the two networks?", "Which ministry helped the intelligence service?",
+             "How many foreign nationals were in the two networks?", "What is the capital of France?",
+             "What was seized from the members of the networks?", "Who were most of the victims?",
+             "What do enforcement agencies often lack?"]
+
+
+def _plain(answer) -> dict:
+    d = answer.to_dict()
+    d.pop("timings_ms", None)
+    return d
+
+
+def _in_threads(fn, items) -> list:
+    out = [None] * len(items)
+    barrier = threading.Barrier(len(items))
+
+    def run(i):
+        barrier.wait()
+        out[i] = fn(items[i])
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(items))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out
+
+
+def test_concurrent_batched_answers_equal_single_user_answers(seed_index, encoder, span_reader):
+    settings = Settings(index_dir=str(seed_index))
+    alone = Assistant(IndexStore.open(seed_index), encoder, span_reader, settings)
+    single = {q: _plain(alone.ask(q)) for q in QUESTIONS}
+    batched = Assistant(IndexStore.open(seed_index), encoder, span_reader, settings)
+    batched.batch_concurrent(wait_ms=20)
+    got = _in_threads(lambda q: _plain(batched.ask(q)), QUESTIONS * 2)
+    assert got == [single[q] for q in QUESTIONS * 2]
+    assert single[SEED_QUESTION]["text"] == "2012"
+    reader: BatchedReader = batched.reader
+    assert reader.batcher.requests == 2 * len(QUESTIONS)
+    assert reader.batcher.batches < reader.batcher.requests  # some questions did share a forward pass
+    assert isinstance(batched.encoder, BatchedEncoder) and batched.encoder.batcher.batches < 2 * len(QUESTIONS)
+
+
+def test_window_logits_do_not_depend_on_batch_mates(span_reader):
+    text = "The bridge over the Ouse opened in 1998 after four years of work. " * 12
+    chunks = [Chunk("d", i, 0, 60 + 40 * i, text[: 60 + 40 * i]) for i in range(6)]
+    alone = [span_reader.forward([("When did the bridge open?", [c])])[0][1] for c in chunks]
+    together = span_reader.forward([("When did the bridge open?", chunks[:3]), ("When did the bridge open?", chunks[3:])])
+    windows = [w for _, logits in together for w in logits]
+    assert len(windows) == len(alone)
+    for a, b in zip(alone, windows):
+        assert (a[0] == b).all()  # bitwise
+
+
+def test_encoder_query_vectors_do_not_depend_on_batch_mates(encoder):
+    qs = ["when", "Who dismantled the two networks?", "Which ministry helped the intelligence service in Iraq?"] * 2
+    together = encoder.encode_queries(qs)
+    for q, v in zip(qs, together):
+        assert (encoder.encode_queries([q])[0] == v).all()
+
+
+def test_a_failing_request_fails_only_its_own_caller():
+    def square_or_fail(xs: list[int]) -> list[int]:
+        if -1 in xs:
+            raise ValueError("negative")
+        return [x * x for x in xs]
+
+    batcher = MicroBatcher(square_or_fail, wait_ms=50)
+
+    def ask(x):
+        try:
+            return batcher.submit(x)
+        except ValueError as e:
+            return str(e)
+
+    assert _in_threads(ask, [1, 2, -1, 3]) == [1, 4, "negative", 9]
+
+
+def test_admission_refuses_past_its_limit_and_frees_slots_on_errors():
+    adm = Admission(2)
+    with adm.slot(), adm.slot():
+        with pytest.raises(Busy, match="busy, try again in a moment"):
+            with adm.slot():
+                pass
+    with pytest.raises(RuntimeError):
+        with adm.slot():
+            raise RuntimeError("a failed question")
+    assert adm.in_progress == 0
+    with adm.slot():
+        assert adm.in_progress == 1
+    assert BUSY_MESSAGE == "The assistant is busy, try again in a moment."
+
+
+def test_rate_limit_per_client_and_its_memory_is_bounded():
+    rl = RateLimiter(3)
+    for t in (0.0, 1.0, 2.0):
+        rl.check("ann", now=t)
+    with pytest.raises(Busy, match=r"limit is 3 a minute\); try again in 58 s"):
+        rl.check("ann", now=2.0)
+    rl.check("bob", now=2.0)  # another client is not held back
+    rl.check("ann", now=60.5)  # the first question is a minute old
+    for i in range(1000):
+        rl.check(f"client-{i}", now=100.0)
+    rl.check("zed", now=200.0)  # a minute later the idle clients are forgotten
+    assert len(rl) == 1
+    RateLimiter(0).check("anyone")  # 0: no limit
+    with pytest.raises(ValueError):
+        RateLimiter(-1)
+
+
+# --- the app: bounded sessions, a bounded queue, the rate limit, the password off the command line ---
+def _app():
+    import sys
+
+    from conftest import ROOT
+
+    if str(ROOT) not in sys.path:  # app.py lives at the repository root, beside qa/
+        sys.path.insert(0, str(ROOT))
+    import app
+
+    return app
+
+
+def test_sessions_history_and_messages_are_bounded(seed_index_copy, monkeypatch):
+    """Each API client is a session: past MAX_SESSIONS the oldest session's state goes; a long conversation keeps its
+    last MAX_HISTORY answers and MAX_MESSAGES messages; the conversation's state has a time to live."""
+    from gradio_client import Client
+
+    from conftest import free_port
+
+    app = _app()
+    monkeypatch.setattr(app, "MAX_SESSIONS", 3)
+    monkeypatch.setattr(app, "MAX_HISTORY", 2)
+    monkeypatch.setattr(app, "MAX_MESSAGES", 4)
+    args = app.parse_args(["--port", str(free_port()), "--index", str(seed_index_copy)])
+    service = app.ChatService(args.index, settings=Settings())
+    service.assistant.warm_up()
+    demo = app.build_demo(service)
+    demo.queue(max_size=args.queue_size).launch(**app.launch_options(args, service), prevent_thread_lock=True,
+                                                quiet=True)
+    url = f"http://127.0.0.1:{args.port}/"
+    try:
+        for _ in range(5):
+            assert Client(url, verbose=False, httpx_kwargs={"timeout": 300}).predict(SEED_QUESTION, api_name="/chat")["text"] == "2012"
+        assert len(demo.state_holder.session_data) == 3
+        states = [b for b in demo.blocks.values() if type(b).__name__ == "State"]
+        assert states and all(s.time_to_live == app.SESSION_TTL_S for s in states)
+    finally:
+        demo.close()
+    respond = next(f.fn for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "respond")
+    messages, history = [], []
+    for q in ("Who dismantled the two networks?", "Which ministry helped them?", SEED_QUESTION):
+        messages, history, _, _ = respond(q, messages, history, 5, 0.5, None, "", "", None)
+    assert len(history) == 2 and len(messages) == 4
+    assert history[-1].text == "2012" and history[0].question == "Which ministry helped them?"
+
+
+def test_busy_server_answers_503_past_its_queue_and_the_rate_limit_is_a_setting(seed_index_copy, monkeypatch):
+    import time
+
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    from conftest import free_port
+
+    app = _app()
+    args = app.parse_args(["--port", str(free_port()), "--index", str(seed_index_copy), "--queue-size", "1",
+                           "--rate-limit", "2"])
+    service = app.ChatService(args.index, settings=Settings(), rate_limit=args.rate_limit)
+    service.assistant.warm_up()
+    gate = threading.Event()
+    real_ask = service.assistant.ask
+
+    def held(*a, **kw):  # the real answer, once the test lets it go: the queue fills meanwhile
+        gate.wait(120)
+        return real_ask(*a, **kw)
+
+    monkeypatch.setattr(service.assistant, "ask", held)
+    monkeypatch.setattr(app, "CHAT_CONCURRENCY", 1)
+    demo = app.build_demo(service)
+    demo.queue(max_size=args.queue_size).launch(**app.launch_options(args, service), prevent_thread_lock=True,
+                                                quiet=True)
+    url = f"http://127.0.0.1:{args.port}/"
+    try:
+        first = Client(url, verbose=False, httpx_kwargs={"timeout": 300}).submit(SEED_QUESTION, api_name="/chat")  # being answered (held)
+        time.sleep(2)
+        second = Client(url, verbose=False, httpx_kwargs={"timeout": 300}).submit(SEED_QUESTION, api_name="/chat")  # waits: the queue is full
+        time.sleep(2)
+        third = Client(url, verbose=False, httpx_kwargs={"timeout": 300}).submit(SEED_QUESTION, api_name="/chat")
+        with pytest.raises(Exception, match="Queue is full"):  # gradio_client's words for HTTP 503 at join
+            third.result(timeout=60)
+        gate.set()
+        assert first.result(timeout=300)["text"] == "2012" and second.result(timeout=300)["text"] == "2012"
+        with pytest.raises(AppError, match="Too many questions from this client"):  # a third in a minute
+            Client(url, verbose=False, httpx_kwargs={"timeout": 300}).predict(SEED_QUESTION, api_name="/chat")
+    finally:
+        gate.set()
+        demo.close()
+
+
+def test_auth_comes_from_a_file_or_the_environment_not_the_command_line(tmp_path, monkeypatch):
+    app = _app()
+    secret = tmp_path / "auth"
+    secret.write_text("ann:s3cret\n")
+    assert app.parse_args(["--auth-file", str(secret)]).auth == "ann:s3cret"
+    monkeypatch.setenv("QA_AUTH", "bob:pw")
+    assert app.parse_args([]).auth == "bob:pw"
+    with pytest.raises(SystemExit):
+        app.parse_args(["--auth-file", str(tmp_path / "missing")])
+
+
+def test_qa_serve_says_what_it_needs(tmp_path, capsys):
+    from qa.cli import main
+
+    assert main(["serve", "--index", str(tmp_path)]) == 2
+    assert "add --ray" in capsys.readouterr().err
+    assert main(["serve", "--ray", "--replicas", "0", "--index", str(tmp_path)]) == 2
+    assert "--replicas must be >= 1" in capsys.readouterr().err
