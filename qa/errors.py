@@ -35,3 +35,7 @@ class ModelCorrupt(QAError):
 
 class IngestError(QAError):
     """A file could not be read as a report."""
+
+
+class ModelUnsupported(QAError):
+    """A model folder whose architecture or settings the lean forward pass (qa/lean_bert.py) does not implement."""
