@@ -1,5 +1,5 @@
-"""The sentence encoder: all-MiniLM-L6-v2 run directly (its pooling, read from its sentence-transformers config, then
-an L2 norm), made cheap.
+"""The sentence encoder: all-MiniLM-L6-v2 run directly (the pooling its sentence-transformers config names, then an
+L2 norm), made cheap.
 
 Why not ``SentenceTransformer.encode``: indexing is almost all encoding, so the encoder is where speed is won.
 - Chunks arrive already tokenised (the chunker tokenises each report once and keeps the ids), so nothing is

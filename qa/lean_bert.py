@@ -102,8 +102,9 @@ class _Layer(torch.nn.Module):
     def __init__(self, w, a: str, heads: int, eps: float) -> None:
         super().__init__()
         self.heads, self.eps = heads, eps
-        self.register_buffer("qkv_w", torch.cat([w(a + f"attention.self.{x}.weight") for x in ("query", "key", "value")]))
-        self.register_buffer("qkv_b", torch.cat([w(a + f"attention.self.{x}.bias") for x in ("query", "key", "value")]))
+        qkv = ("query", "key", "value")
+        self.register_buffer("qkv_w", torch.cat([w(a + f"attention.self.{x}.weight") for x in qkv]))
+        self.register_buffer("qkv_b", torch.cat([w(a + f"attention.self.{x}.bias") for x in qkv]))
         for name, key in (("o_w", "attention.output.dense.weight"), ("o_b", "attention.output.dense.bias"),
                           ("n1_w", "attention.output.LayerNorm.weight"), ("n1_b", "attention.output.LayerNorm.bias"),
                           ("up_w", "intermediate.dense.weight"), ("up_b", "intermediate.dense.bias"),

@@ -160,3 +160,22 @@ def test_an_unsupported_pooling_is_refused_at_construction(tmp_path, edit, says)
     edit(folder)
     with pytest.raises(ModelUnsupported, match=says):
         Encoder(folder)
+
+
+def test_serving_imports_neither_transformers_nor_sentence_transformers():
+    """One inference stack: loading and running both models, and importing the assistant, pull in neither."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    code = ("import sys\nimport qa.assistant\nfrom qa.embed import Encoder\nfrom qa.reader import SpanReader\n"
+            "from qa.types import Chunk\n"
+            "Encoder(device='cpu').encode(['When was the bridge opened?'])\n"
+            "text = 'The bridge was opened in 1987.'\n"
+            "chunk = Chunk('d', 0, 0, len(text), text)\n"
+            "print(SpanReader(device='cpu').read('When was the bridge opened?', [chunk])[0].text)\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('transformers', 'sentence_transformers')))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[:2] == ["1987", "[]"]
