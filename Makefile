@@ -55,17 +55,18 @@ $(VENV)/.stamp-all: pyproject.toml requirements/all.txt | $(BIN)/python
 	$(call install_from,requirements/all.txt,$(ALL_EXTRAS))
 	touch $@ $(VENV)/.stamp-app
 
-# Refresh the lock files from pyproject.toml (newest versions its ranges allow; commit the result). pip-tools runs in
-# its own venv so that it does not land in the project's.
+# Refresh the lock files from pyproject.toml (newest versions its ranges allow; commit the result), with uv in its
+# own venv so that it does not land in the project's. uv does not read pip's configuration: the find-links folder
+# that pip is configured with (here: where the CPU torch wheel lies) is passed on, and TORCH_INDEX too.
+UV_VERSION := 0.13.8
+FIND_LINKS ?= $(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null)
+LOCK_FLAGS = --quiet --upgrade --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+  $(if $(FIND_LINKS),--find-links $(FIND_LINKS)) $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
 lock:
 	test -x $(LOCK_TOOLS)/bin/python || $(PYTHON) -m venv $(LOCK_TOOLS)
-	$(LOCK_TOOLS)/bin/python -m pip install -q 'pip-tools==7.6.2'
-	$(LOCK_TOOLS)/bin/pip-compile --quiet --upgrade --generate-hashes --allow-unsafe --strip-extras \
-	  --no-emit-index-url --no-emit-find-links $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) \
-	  --extra app -o requirements/app.txt pyproject.toml
-	$(LOCK_TOOLS)/bin/pip-compile --quiet --upgrade --generate-hashes --allow-unsafe --strip-extras \
-	  --no-emit-index-url --no-emit-find-links $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) \
-	  --all-extras -o requirements/all.txt pyproject.toml
+	$(LOCK_TOOLS)/bin/python -m pip install -q 'uv==$(UV_VERSION)'
+	$(LOCK_TOOLS)/bin/uv pip compile pyproject.toml --extra app $(LOCK_FLAGS) -o requirements/app.txt
+	$(LOCK_TOOLS)/bin/uv pip compile pyproject.toml --all-extras $(LOCK_FLAGS) -o requirements/all.txt
 
 # Chromium for the browser tests comes from Debian (Playwright cannot download browsers here).
 browser:
