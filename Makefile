@@ -1,22 +1,72 @@
-# report-qa: `make run` starts the chat over seeds/, `make test` runs every test. Both install what they need.
+# report-qa: `make run` starts the chat over seeds/, `make test` runs every test. Both install what they need:
+# `make run` the package with its [app] extra (Gradio), `make test` every extra; by default from the lock files in
+# requirements/ (exact versions with hashes). `make lock` refreshes them; LOCKED=0 resolves pyproject.toml afresh.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-stamp
 HOST   ?= 127.0.0.1
 PORT   ?= 7860
+LOCKED ?= 1
+# Where torch comes from. Empty: the configured indexes (this machine has the CPU wheel 2.13.0+cpu on disk).
+# Elsewhere: TORCH_INDEX=https://download.pytorch.org/whl/cpu for the CPU build (what the lock pins), or, with
+# LOCKED=0, https://download.pytorch.org/whl/cu128 (or PyPI's default) for a CUDA build. README: "Install".
+TORCH_INDEX ?=
+PIP_INSTALL = $(BIN)/python -m pip install -q $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
+ALL_EXTRAS := app,bench,ray,test,train
+LOCK_TOOLS := $(VENV)-lock
 
-.PHONY: install run test test-fast browser stress soak bench clean
+.PHONY: install install-app run test test-fast browser stress soak bench lock python-venv clean
 
-install: $(STAMP)
+install: $(VENV)/.stamp-all
+install-app: $(VENV)/.stamp-app
 
-# torch==2.13.0 is pinned in pyproject.toml: that CPU build lies on this machine's disk; anything else pulls
-# multi-GB CUDA wheels.
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+# Debian splits venv and ensurepip out of python3: say what to install, or install it when we may (root, apt).
+python-venv:
+	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null && exit 0; \
+	v=$$($(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "Python $$v has no venv/ensurepip: installing python$$v-venv"; \
+	  (apt-get update -qq || true); \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python$$v-venv >/dev/null || \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null; \
+	else \
+	  echo "Python $$v ($(PYTHON)) has no venv/ensurepip module, which make needs to create $(VENV)." >&2; \
+	  echo "  Debian/Ubuntu: sudo apt-get install python$$v-venv   (or python3-venv)" >&2; \
+	  echo "  Fedora: sudo dnf install python3   |   elsewhere: a Python from python.org, or PYTHON=/path/to/python3" >&2; \
+	  exit 1; \
+	fi
+
+$(BIN)/python:
+	@$(MAKE) --no-print-directory python-venv
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test,ray]'
-	touch $(STAMP)
+
+# $(1): lock file, $(2): extras. The locked dependencies first (hash-checked), then this package itself, editable.
+define install_from
+	$(if $(filter 1,$(LOCKED)),$(PIP_INSTALL) --require-hashes -r $(1) && $(PIP_INSTALL) --no-deps -e .,\
+	  $(PIP_INSTALL) -e '.[$(2)]')
+endef
+
+$(VENV)/.stamp-app: pyproject.toml requirements/app.txt | $(BIN)/python
+	$(call install_from,requirements/app.txt,app)
+	touch $@
+
+$(VENV)/.stamp-all: pyproject.toml requirements/all.txt | $(BIN)/python
+	$(call install_from,requirements/all.txt,$(ALL_EXTRAS))
+	touch $@ $(VENV)/.stamp-app
+
+# Refresh the lock files from pyproject.toml (newest versions its ranges allow; commit the result), with uv in its
+# own venv so that it does not land in the project's. uv does not read pip's configuration: the find-links folder
+# that pip is configured with (here: where the CPU torch wheel lies) is passed on, and TORCH_INDEX too.
+UV_VERSION := 0.13.8
+FIND_LINKS ?= $(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null)
+LOCK_FLAGS = --quiet --upgrade --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+  $(if $(FIND_LINKS),--find-links $(FIND_LINKS)) $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
+lock:
+	test -x $(LOCK_TOOLS)/bin/python || $(PYTHON) -m venv $(LOCK_TOOLS)
+	$(LOCK_TOOLS)/bin/python -m pip install -q 'uv==$(UV_VERSION)'
+	$(LOCK_TOOLS)/bin/uv pip compile pyproject.toml --extra app $(LOCK_FLAGS) -o requirements/app.txt
+	$(LOCK_TOOLS)/bin/uv pip compile pyproject.toml --all-extras $(LOCK_FLAGS) -o requirements/all.txt
 
 # Chromium for the browser tests comes from Debian (Playwright cannot download browsers here).
 browser:
@@ -25,7 +75,7 @@ browser:
 	      (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	    else echo "chromium is not installed and cannot be installed here: browser tests will be skipped"; fi; }
 
-run: install
+run: install-app
 	$(BIN)/python app.py --host $(HOST) --port $(PORT)
 
 test: install browser
@@ -47,4 +97,4 @@ bench: install
 	$(BIN)/qa bench
 
 clean:
-	rm -rf $(VENV) .cache build *.egg-info index/gen-* index/CURRENT index/.lock
+	rm -rf $(VENV) $(LOCK_TOOLS) .cache build *.egg-info index/gen-* index/CURRENT index/.lock

@@ -28,7 +28,8 @@ s = time.perf_counter() - t
 import json, qa
 hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]
 print(json.dumps({{'seconds': s, 'peak_rss_mb': int(hwm) / 1024, 'answer': answer.text, 'qa': qa.__file__,
-                   'transformers_bert_imported': 'transformers.models.bert.modeling_bert' in sys.modules}}))
+                   'transformers_bert_imported': 'transformers.models.bert.modeling_bert' in sys.modules,
+                   'transformers_imported': 'transformers' in sys.modules}}))
 """
 
 
@@ -61,7 +62,8 @@ def main(argv=None) -> int:
                "cold_start_s": [round(r["seconds"], 2) for r in rs],
                "peak_rss_mb_median": round(statistics.median(r["peak_rss_mb"] for r in rs)),
                "answers": sorted({r["answer"] for r in rs}),
-               "transformers_bert_imported": rs[0]["transformers_bert_imported"]}
+               "transformers_bert_imported": rs[0]["transformers_bert_imported"],
+               "transformers_imported": rs[0].get("transformers_imported")}
            for t, rs in runs.items()}
     print(json.dumps({"index": a.index, "question": a.question, "repeat": a.repeat, "trees": out}, indent=1))
     return 0

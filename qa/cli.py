@@ -162,9 +162,20 @@ def cmd_serve(args) -> int:
     return 0
 
 
+def package_version() -> str:
+    """The installed report-qa's version (its metadata), or "unknown" when run from a checkout not installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("report-qa")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="qa", description="Cited extractive answers over a collection of reports.")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    p.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
     def common(sp, reader=False):
@@ -213,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("dataset")
     sp.add_argument("predictions")
     sp.add_argument("--na-probs", default=None, help="no-answer probabilities {id: p} for best-threshold figures")
+    sp.add_argument("--json", action="store_true", help="accepted like the other commands: the output is JSON anyway")
     sp.set_defaults(fn=cmd_score)
 
     sp = sub.add_parser("eval", help="evaluate on a question set (JSONL, CSV, SQuAD JSON, conversations)")

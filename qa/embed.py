@@ -1,4 +1,5 @@
-"""The sentence encoder: all-MiniLM-L6-v2 run directly (mean pooling + L2 norm), made cheap.
+"""The sentence encoder: all-MiniLM-L6-v2 run directly (the pooling its sentence-transformers config names, then an
+L2 norm), made cheap.
 
 Why not ``SentenceTransformer.encode``: indexing is almost all encoding, so the encoder is where speed is won.
 - Chunks arrive already tokenised (the chunker tokenises each report once and keeps the ids), so nothing is
@@ -12,6 +13,7 @@ Why not ``SentenceTransformer.encode``: indexing is almost all encoding, so the 
 """
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Sequence
@@ -19,8 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .models import (EMBEDDING_MODEL_NAME, check_precision, embedding_model_path, load_tokenizer, place,
-                     precision_name, transformers_model)
+from .errors import ModelCorrupt, ModelUnsupported
+from .models import (EMBEDDING_MODEL_NAME, REINSTALL, check_precision, embedding_model_path, load_tokenizer,
+                     model_file, place, precision_name, read_json)
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +51,7 @@ class Encoder:
         self.max_tokens = max_tokens
         self._tokenizer = None
         self._forward = None  # (input_ids, attention_mask) -> hidden states; None until warm_up
+        self.pooling = pooling_mode(self.model_path)
         self._device: str | None = None
         self._lock = threading.Lock()
 
@@ -199,9 +203,7 @@ class Encoder:
                 t_ids = t_ids.to(self._device, non_blocking=True)
                 t_mask = t_mask.to(self._device, non_blocking=True)
                 hidden = self._forward(t_ids, t_mask if padded else None)
-                m = t_mask.unsqueeze(-1).float()
-                pooled = (hidden.float() * m).sum(1) / m.sum(1).clamp(min=1)
-                pooled = torch.nn.functional.normalize(pooled, dim=-1)
+                pooled = torch.nn.functional.normalize(pool(hidden.float(), t_mask, self.pooling), dim=-1)
                 results.append((idx, pooled))
                 if b + 1 < len(batches):
                     nxt = pad(batches[b + 1])  # host work overlaps the GPU's
@@ -213,14 +215,59 @@ class Encoder:
 
 
 def load_encoder(folder: Path, device: str, dtype):
-    """(input_ids, attention_mask) -> last hidden states, on ``device`` in ``dtype``: the lean pass read straight
-    from the weights where it reproduces the model (no ``transformers`` modelling code to import), else the model's
-    own forward through ``transformers``."""
-    from .lean_bert import LeanBert, can_load
+    """(input_ids, attention_mask) -> last hidden states, on ``device`` in ``dtype``: the lean pass read straight from
+    the weights (``qa/lean_bert.py``); a model it does not implement is a ModelUnsupported."""
+    from .lean_bert import LeanBert
 
-    if can_load(folder):
-        return LeanBert.from_folder(folder, device=device, dtype=dtype)
-    from transformers import AutoModel
+    return LeanBert.from_folder(folder, device=device, dtype=dtype)
 
-    model = transformers_model(AutoModel, folder, add_pooling_layer=False).to(device=device, dtype=dtype).eval()
-    return lambda ids, mask: model(input_ids=ids, attention_mask=mask).last_hidden_state
+
+POOLING_MODES = ("mean", "cls", "max", "mean_sqrt_len")
+
+
+def pooling_mode(folder: Path) -> str:
+    """How the model turns token states into one vector, as its sentence-transformers config says (modules.json ->
+    the Pooling module's config.json): one of POOLING_MODES. A folder without modules.json gets mean pooling, as
+    sentence-transformers gives a plain transformers folder. Modules after pooling other than Normalize (a Dense
+    layer, say), or another pooling mode, are a ModelUnsupported. The vectors are always L2-normalised: the index
+    compares them by inner product."""
+    folder = Path(folder)
+    modules_path = folder / "modules.json"
+    if not modules_path.exists():
+        log.warning("%s has no modules.json: mean pooling, as sentence-transformers does for such a folder", folder)
+        return "mean"
+    with model_file(f"cannot read {modules_path}", (OSError, UnicodeDecodeError, json.JSONDecodeError)):
+        modules = json.loads(modules_path.read_text())
+    if not isinstance(modules, list) or not all(isinstance(m, dict) for m in modules):
+        raise ModelCorrupt(f"{modules_path} is not a list of modules; {REINSTALL}")
+    kinds = [str(m.get("type", "")).rsplit(".", 1)[-1] for m in modules]
+    extra = [k for k in kinds if k not in ("Transformer", "Pooling", "Normalize")]
+    if extra or kinds.count("Pooling") != 1:
+        raise ModelUnsupported(f"{modules_path}: modules {kinds}; the encoder implements a Transformer, one Pooling "
+                               "and an optional Normalize")
+    sub = modules[kinds.index("Pooling")].get("path", "")
+    cfg = read_json(folder / sub / "config.json")
+    if "pooling_mode" in cfg and isinstance(cfg["pooling_mode"], str):  # the one-key form
+        on = [cfg["pooling_mode"].replace("_tokens", "").replace("_token", "")]
+    else:
+        on = [k[len("pooling_mode_"):].replace("_tokens", "").replace("_token", "")
+              for k, v in cfg.items() if k.startswith("pooling_mode_") and v]
+    if len(on) != 1 or on[0] not in POOLING_MODES:
+        raise ModelUnsupported(f"{folder / sub / 'config.json'}: pooling {on or 'none'}; the encoder implements one of "
+                               f"{', '.join(POOLING_MODES)}")
+    if cfg.get("include_prompt", True) is not True:
+        raise ModelUnsupported(f"{folder / sub / 'config.json'}: include_prompt false is not implemented")
+    return on[0]
+
+
+def pool(hidden, mask, mode: str):
+    """Token states (batch, tokens, dim) -> one vector each, over the real tokens (``mask`` 1), as
+    sentence-transformers' Pooling module computes them."""
+    if mode == "cls":
+        return hidden[:, 0]
+    m = mask.unsqueeze(-1).to(hidden.dtype)
+    if mode == "max":
+        return hidden.masked_fill(m == 0, -1e9).max(1).values
+    total = (hidden * m).sum(1)
+    count = m.sum(1).clamp(min=1e-9)
+    return total / (count.sqrt() if mode == "mean_sqrt_len" else count)

@@ -47,3 +47,7 @@ class Busy(QAError):
     def __init__(self, message: str, retry_after_s: float = 1.0) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class ModelUnsupported(QAError):
+    """A model folder whose architecture or settings the lean forward pass (qa/lean_bert.py) does not implement."""

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from qa import _extract
-from qa._extract import Extracted, clip_title, first_line, normalise_text, parse_date
+from qa._extract import Extracted, clip_title, date_of, first_line, normalise_text, parse_date
 from qa.errors import IngestError
 from qa.types import Document
 
@@ -29,7 +29,6 @@ DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 
 _UNPRINTABLE = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f\ufffd]")
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?)\n(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL)
-_FRONT_KEY = re.compile(r"([A-Za-z_][\w.-]*)[ \t]*:(?:[ \t]+(.*))?$")
 _DATE_LINE = re.compile(r"\s*[*_]{0,2}date[*_]{0,2}\s*:[*_]{0,2}\s*(.+)", re.IGNORECASE)
 _MD_HEADING = re.compile(r" {0,3}#[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$")
 
@@ -260,31 +259,38 @@ def _extract_file(path: str, suffix: str, max_bytes: int) -> Extracted:
 def _extract_plain(raw: str, *, markdown: bool) -> Extracted:
     """txt / md: front matter (removed) or a ``Date:`` line (kept) for the date; heading or first line for title."""
     meta, text = _split_front_matter(normalise_text(raw))
-    date = parse_date(meta.get("date", ""))
+    date = date_of(_scalar(meta.get("date")) or meta.get("date"))
     if date is None:
         date = next((d for line in text.split("\n")[:5] if (d := _date_line(line))), None)
-    title = clip_title(meta.get("title", ""))
+    title = clip_title(_scalar(meta.get("title")))
     if not title and markdown:
         title = _md_title(text)
     return Extracted(text, title or first_line(text), date)
 
 
-def _split_front_matter(text: str) -> tuple[dict[str, str], str]:
-    """A leading ``---`` block of ``key: value`` lines -> (keys lower-cased, text without it)."""
+def _split_front_matter(text: str) -> tuple[dict[str, object], str]:
+    """A leading ``---`` block that is a YAML mapping -> (its keys lower-cased, text without it). Anything else (a
+    horizontal rule, a line of prose, YAML that does not parse) is no front matter, and the text stays whole."""
+    import yaml
+
     match = _FRONT_MATTER.match(text)
     if not match:
         return {}, text
-    meta: dict[str, str] = {}
-    for line in match[1].split("\n"):
-        if not line.strip() or line.lstrip().startswith(("#", "- ")) or line[:1].isspace():
-            continue
-        key = _FRONT_KEY.match(line)
-        if key is None:
-            return {}, text  # not YAML-like: a horizontal rule, not front matter
-        meta.setdefault(key[1].lower(), (key[2] or "").strip().strip("\"'"))
-    if not meta:
+    try:
+        data = yaml.safe_load(match[1])
+    except yaml.YAMLError:
         return {}, text
+    if not isinstance(data, dict) or not data:
+        return {}, text
+    meta: dict[str, object] = {}
+    for key, value in data.items():
+        meta.setdefault(str(key).lower(), value)
     return meta, text[match.end():].lstrip("\n")
+
+
+def _scalar(value: object) -> str:
+    """A front-matter value written as a string or a number, as text ("" for a list, a mapping, a date, nothing)."""
+    return str(value) if isinstance(value, (str, int, float)) and not isinstance(value, bool) else ""
 
 
 def _date_line(line: str) -> str | None:

@@ -9,9 +9,11 @@ Why, twice over:
   generation utilities: about 1.5 s of the first answer on this machine, for two models that need none of it.
   Reading the weights with ``safetensors`` takes milliseconds.
 
-Only the configurations reproduced exactly are accepted (``supports``); the callers fall back to ``transformers``
-for anything else. ``tests/test_embed.py`` and ``tests/test_reader.py`` check the outputs against ``BertModel`` and
-``BertForQuestionAnswering``.
+This is the only forward pass serving has: ``transformers`` is not imported at all. So only the configurations it
+reproduces exactly are accepted (``unsupported`` names what is not: another architecture or activation, relative
+position embeddings, a decoder); any other folder is a ``ModelUnsupported`` error that says why.
+``tests/test_lean_bert.py`` checks random configurations (sizes, heads, vocabularies) against ``BertModel`` and
+``BertForQuestionAnswering``; ``tests/test_embed.py`` and ``tests/test_reader.py`` the shipped models.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .errors import ModelCorrupt
+from .errors import ModelCorrupt, ModelUnsupported
 from .models import REINSTALL, model_file, read_json
 
 WEIGHTS = "model.safetensors"
@@ -38,17 +40,43 @@ def config_int(folder: str | Path, key: str) -> int:
     return value
 
 
+def unsupported(config: dict) -> str | None:
+    """Why this pass cannot reproduce the model of ``config`` (a config.json as a dict), or None when it can."""
+    if config.get("model_type") != "bert":
+        return f"model_type {config.get('model_type')!r} (only 'bert' is implemented)"
+    if config.get("hidden_act") != "gelu":  # the exact (erf) GELU; gelu_new / tanh approximations differ
+        return f"hidden_act {config.get('hidden_act')!r} (only 'gelu' is implemented)"
+    if config.get("position_embedding_type", "absolute") != "absolute":
+        return f"position_embedding_type {config.get('position_embedding_type')!r} (only 'absolute' is implemented)"
+    if config.get("is_decoder", False) or config.get("add_cross_attention", False):
+        return "a decoder (is_decoder / add_cross_attention): only the encoder is implemented"
+    for key in ("hidden_size", "num_attention_heads", "num_hidden_layers", "intermediate_size",
+                "max_position_embeddings", "type_vocab_size", "vocab_size"):
+        value = config.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            return f"{key} {value!r} (a positive integer is needed)"
+    if config["hidden_size"] % config["num_attention_heads"]:
+        return f"hidden_size {config['hidden_size']} is not a multiple of num_attention_heads"
+    return None
+
+
 def supports(config: dict) -> bool:
-    """True for the BERT configurations this pass reproduces exactly (``config``: a config.json as a dict)."""
-    return (config.get("model_type") == "bert" and config.get("position_embedding_type", "absolute") == "absolute"
-            and config.get("hidden_act") == "gelu" and not config.get("is_decoder", False)
-            and not config.get("add_cross_attention", False))
+    """True for the BERT configurations this pass reproduces exactly."""
+    return unsupported(config) is None
 
 
-def can_load(folder: str | Path) -> bool:
-    """A folder this module loads without ``transformers``: a supported config and its safetensors weights."""
+def check_folder(folder: str | Path) -> dict:
+    """The folder's config.json, when this pass can load the folder; else a ModelUnsupported that says why."""
     folder = Path(folder)
-    return (folder / WEIGHTS).is_file() and (folder / "config.json").is_file() and supports(read_config(folder))
+    config = read_config(folder)
+    why = unsupported(config)
+    if why is not None:
+        raise ModelUnsupported(f"{folder / 'config.json'}: {why}; report-qa runs BERT encoders only "
+                               "(qa/lean_bert.py); use a model of that kind")
+    if not (folder / WEIGHTS).is_file():
+        raise ModelUnsupported(f"no {WEIGHTS} in {folder}: only safetensors weights are read; save the model with "
+                               "safe_serialization (the default of save_pretrained)")
+    return config
 
 
 def load_tensors(folder: str | Path) -> dict[str, torch.Tensor]:
@@ -68,71 +96,90 @@ def _prefix(tensors: dict) -> str:
     raise ValueError("not BERT weights: no embeddings.word_embeddings.weight")
 
 
-class LeanBert:
-    """Last hidden states of a BERT encoder, from its weights (a state dict) and its config."""
+class _Layer(torch.nn.Module):
+    """One encoder layer; the query, key and value projections fused into one matrix product."""
+
+    def __init__(self, w, a: str, heads: int, eps: float) -> None:
+        super().__init__()
+        self.heads, self.eps = heads, eps
+        qkv = ("query", "key", "value")
+        self.register_buffer("qkv_w", torch.cat([w(a + f"attention.self.{x}.weight") for x in qkv]))
+        self.register_buffer("qkv_b", torch.cat([w(a + f"attention.self.{x}.bias") for x in qkv]))
+        for name, key in (("o_w", "attention.output.dense.weight"), ("o_b", "attention.output.dense.bias"),
+                          ("n1_w", "attention.output.LayerNorm.weight"), ("n1_b", "attention.output.LayerNorm.bias"),
+                          ("up_w", "intermediate.dense.weight"), ("up_b", "intermediate.dense.bias"),
+                          ("dn_w", "output.dense.weight"), ("dn_b", "output.dense.bias"),
+                          ("n2_w", "output.LayerNorm.weight"), ("n2_b", "output.LayerNorm.bias")):
+            self.register_buffer(name, w(a + key))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        b, n, hidden = x.shape
+        h = self.heads
+        shape = (hidden,)
+        q, k, v = F.linear(x, self.qkv_w, self.qkv_b).view(b, n, 3, h, hidden // h).permute(2, 0, 3, 1, 4)
+        att = F.scaled_dot_product_attention(q, k, v, attn_mask=mask).transpose(1, 2).reshape(b, n, hidden)
+        x = F.layer_norm(F.linear(att, self.o_w, self.o_b) + x, shape, self.n1_w, self.n1_b, self.eps)
+        up = F.gelu(F.linear(x, self.up_w, self.up_b))
+        return F.layer_norm(F.linear(up, self.dn_w, self.dn_b) + x, shape, self.n2_w, self.n2_b, self.eps)
+
+
+class LeanBert(torch.nn.Module):
+    """Last hidden states of a BERT encoder, from its weights (a state dict) and its config. Inference only: the
+    weights are buffers, not parameters, and dropout is not applied."""
 
     def __init__(self, tensors: dict[str, torch.Tensor], config: dict, *, device="cpu",
                  dtype: torch.dtype = torch.float32) -> None:
-        if not supports(config):
-            raise ValueError("this BERT configuration is not one LeanBert reproduces")
+        why = unsupported(config)
+        if why is not None:
+            raise ModelUnsupported(f"LeanBert does not implement this configuration: {why}")
+        super().__init__()
         p = _prefix(tensors)
 
         def w(name: str) -> torch.Tensor:  # fp16 files widen exactly to fp32 first, then round once to dtype
             return tensors[p + name].to(device=device, dtype=torch.float32).to(dtype)
 
-        self.eps = float(config.get("layer_norm_eps", 1e-12))
+        eps = float(config.get("layer_norm_eps", 1e-12))
+        self.eps = eps
         self.heads = int(config["num_attention_heads"])
-        self.word = w("embeddings.word_embeddings.weight")
-        self.position = w("embeddings.position_embeddings.weight")
-        self.types = w("embeddings.token_type_embeddings.weight")
-        self.type0 = self.types[0]
-        self.norm = (w("embeddings.LayerNorm.weight"), w("embeddings.LayerNorm.bias"))
-        self.layers = []
-        for i in range(int(config["num_hidden_layers"])):
-            a = f"encoder.layer.{i}."
-            qkv_w = torch.cat([w(a + f"attention.self.{x}.weight") for x in ("query", "key", "value")])
-            qkv_b = torch.cat([w(a + f"attention.self.{x}.bias") for x in ("query", "key", "value")])
-            self.layers.append((
-                qkv_w, qkv_b,
-                w(a + "attention.output.dense.weight"), w(a + "attention.output.dense.bias"),
-                w(a + "attention.output.LayerNorm.weight"), w(a + "attention.output.LayerNorm.bias"),
-                w(a + "intermediate.dense.weight"), w(a + "intermediate.dense.bias"),
-                w(a + "output.dense.weight"), w(a + "output.dense.bias"),
-                w(a + "output.LayerNorm.weight"), w(a + "output.LayerNorm.bias"),
-            ))
-        self.dtype = dtype
+        self.register_buffer("word", w("embeddings.word_embeddings.weight"))
+        self.register_buffer("position", w("embeddings.position_embeddings.weight"))
+        self.register_buffer("types", w("embeddings.token_type_embeddings.weight"))
+        self.register_buffer("norm_w", w("embeddings.LayerNorm.weight"))
+        self.register_buffer("norm_b", w("embeddings.LayerNorm.bias"))
+        self.layers = torch.nn.ModuleList(_Layer(w, f"encoder.layer.{i}.", self.heads, eps)
+                                          for i in range(int(config["num_hidden_layers"])))
+        self.eval()
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.word.dtype
 
     @classmethod
     def from_folder(cls, folder: str | Path, *, device="cpu", dtype: torch.dtype = torch.float32,
                     tensors: dict | None = None) -> "LeanBert":
-        """The encoder of a model folder; weights that do not fit its config.json are a ModelCorrupt."""
+        """The encoder of a model folder: a ModelUnsupported for a configuration this pass does not implement;
+        weights that do not fit its config.json are a ModelCorrupt."""
+        config = check_folder(folder)
         tensors = load_tensors(folder) if tensors is None else tensors
-        config = read_config(folder)
         with model_file(f"the weights in {Path(folder) / WEIGHTS} do not fit {Path(folder) / 'config.json'}",
                         (KeyError, ValueError, TypeError, IndexError, RuntimeError)):
             return cls(tensors, config, device=device, dtype=dtype)
 
-    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                 token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
         """Last hidden states (batch, tokens, hidden). ``attention_mask``: 1 for real tokens, 0 for padding (None:
         no padding, which the caller knows without a look at the device); ``token_type_ids``: None for all 0."""
-        b, n = input_ids.shape
-        types = self.type0 if token_type_ids is None else self.types[token_type_ids]
-        x = F.layer_norm(self.word[input_ids] + types + self.position[:n], self.word.shape[-1:], *self.norm, self.eps)
-        h = self.heads
-        d = x.shape[-1] // h
+        n = input_ids.shape[1]
+        types = self.types[0] if token_type_ids is None else self.types[token_type_ids]
+        x = F.layer_norm(self.word[input_ids] + types + self.position[:n], self.word.shape[-1:], self.norm_w,
+                         self.norm_b, self.eps)
         mask = None if attention_mask is None else attention_mask.bool()[:, None, None, :]  # keys to attend to
-        shape = x.shape[-1:]
-        for qkv_w, qkv_b, o_w, o_b, n1_w, n1_b, up_w, up_b, dn_w, dn_b, n2_w, n2_b in self.layers:
-            q, k, v = F.linear(x, qkv_w, qkv_b).view(b, n, 3, h, d).permute(2, 0, 3, 1, 4)
-            att = F.scaled_dot_product_attention(q, k, v, attn_mask=mask).transpose(1, 2).reshape(b, n, h * d)
-            x = F.layer_norm(F.linear(att, o_w, o_b) + x, shape, n1_w, n1_b, self.eps)
-            x = F.layer_norm(F.linear(F.gelu(F.linear(x, up_w, up_b)), dn_w, dn_b) + x, shape, n2_w, n2_b, self.eps)
+        for layer in self.layers:
+            x = layer(x, mask)
         return x
 
 
 def check_weights(folder: str | Path) -> None:
     """Read a model folder's weights as the encoder would (on the CPU, briefly): a damaged file is a ModelCorrupt
     now, before work is handed to processes or machines that would each fail on it."""
-    if can_load(folder):
-        LeanBert.from_folder(folder)
+    LeanBert.from_folder(folder)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -48,20 +49,6 @@ def reader_model_path() -> Path:
             "rebuild it with `python training/train_reader.py`, or use reader='rules'"
         )
     return p
-
-
-def quiet_third_party() -> None:
-    """Keep model loading quiet: no per-weight progress bars."""
-    import logging
-
-    logging.getLogger("bm25s").setLevel(logging.WARNING)
-    try:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
-    except ImportError:
-        pass
 
 
 def resolve_device(device: str) -> str:
@@ -151,22 +138,135 @@ def model_file(problem: str, errors: tuple[type[BaseException], ...] = (OSError,
         raise ModelCorrupt(f"{problem} ({type(e).__name__}: {e}); {REINSTALL}") from e
 
 
-def load_tokenizer(folder: Path):
-    """The model folder's fast tokenizer; a damaged tokenizer or config file is a ModelCorrupt that names it."""
-    from transformers import AutoTokenizer
+class Encoded(dict):
+    """What ``Tokenizer.__call__`` returns: a dict of lists (``input_ids``, ``token_type_ids``, ``attention_mask``,
+    and ``offset_mapping`` / ``overflow_to_sample_mapping`` when asked for), one row per window, as transformers'
+    ``BatchEncoding`` lays them out; ``sequence_ids(w)`` tells each token of window ``w`` apart: None for a special
+    token, 0 for the first text, 1 for the second."""
 
-    with model_file(f"cannot load the tokenizer in {folder}"):
-        return AutoTokenizer.from_pretrained(str(folder))
+    def __init__(self, data: dict, encodings: list) -> None:
+        super().__init__(data)
+        self.encodings = encodings
+
+    def sequence_ids(self, window: int = 0) -> list[int | None]:
+        return self.encodings[window].sequence_ids
 
 
-def transformers_model(auto_class, folder: Path, **kw):
-    """A model through ``auto_class.from_pretrained`` in fp32: the loading path for folders ``qa/lean_bert.py`` does
-    not read itself."""
-    import torch
+class Tokenizer:
+    """A model folder's ``tokenizer.json`` through the ``tokenizers`` package, called the way the code called
+    transformers' fast tokenizer (``tok(texts, pairs, truncation=..., max_length=..., stride=...,
+    return_overflowing_tokens=..., return_offsets_mapping=...)``), with the same windows, ids and offsets: transformers
+    makes exactly these ``tokenizers`` calls (``tests/test_tokenizer.py`` compares them). Padding is the caller's.
 
-    quiet_third_party()
-    with model_file(f"cannot load the model in {folder}", (OSError, ValueError, KeyError, TypeError, RuntimeError)):
-        return auto_class.from_pretrained(str(folder), dtype=torch.float32, **kw)
+    The truncation settings found in tokenizer.json are dropped (transformers drops them per call too); each
+    truncation setting gets its own copy of the tokenizer, made once, so no call changes state another thread uses.
+    """
+
+    def __init__(self, spec: str, special: dict[str, str] | None = None) -> None:
+        self._spec = spec
+        self.backend_tokenizer = self._make(None)
+        self._by_truncation = {None: self.backend_tokenizer}
+        self._lock = threading.Lock()
+        names = {"cls_token": "[CLS]", "sep_token": "[SEP]", "pad_token": "[PAD]", "unk_token": "[UNK]"}
+        names.update(special or {})
+        for name, token in names.items():
+            setattr(self, name, token)
+            setattr(self, f"{name}_id", self.backend_tokenizer.token_to_id(token))
+
+    def _make(self, truncation: tuple | None):
+        from tokenizers import Tokenizer as RustTokenizer
+
+        tok = RustTokenizer.from_str(self._spec)
+        tok.no_padding()
+        if truncation is None:
+            tok.no_truncation()
+        else:
+            max_length, stride, strategy = truncation
+            tok.enable_truncation(max_length, stride=stride, strategy=strategy, direction="right")
+        return tok
+
+    @classmethod
+    def from_folder(cls, folder: str | Path) -> "Tokenizer":
+        """The tokenizer of a model folder (tokenizer.json; special tokens named in tokenizer_config.json)."""
+        folder = Path(folder)
+        path = folder / "tokenizer.json"
+        if not path.is_file():
+            raise ModelNotFound(f"no tokenizer.json in {folder}; {REINSTALL}")
+        special: dict[str, str] = {}
+        cfg_path = folder / "tokenizer_config.json"
+        if cfg_path.is_file():
+            cfg = read_json(cfg_path)
+            for name in ("cls_token", "sep_token", "pad_token", "unk_token"):
+                value = cfg.get(name)
+                value = value.get("content") if isinstance(value, dict) else value  # older files: an AddedToken
+                if isinstance(value, str):
+                    special[name] = value
+        # the tokenizers package raises a bare Exception for a file it cannot parse
+        with model_file(f"cannot load the tokenizer {path}", (Exception,)):
+            tok = cls(path.read_text(encoding="utf-8"), special)
+        missing = [name for name in ("cls_token", "sep_token") if getattr(tok, f"{name}_id") is None]
+        if missing:
+            raise ModelCorrupt(f"{path} has no {' or '.join(getattr(tok, n) for n in missing)} token; {REINSTALL}")
+        return tok
+
+    def __len__(self) -> int:
+        return self.backend_tokenizer.get_vocab_size(with_added_tokens=True)
+
+    def _backend(self, truncation, max_length: int | None, stride: int):
+        if truncation in (False, None, "do_not_truncate"):
+            return self.backend_tokenizer
+        strategy = "longest_first" if truncation is True else truncation
+        if strategy not in ("longest_first", "only_first", "only_second"):
+            raise ValueError(f"truncation must be True, False, 'longest_first', 'only_first' or 'only_second', "
+                             f"not {truncation!r}")
+        if max_length is None:
+            raise ValueError("truncation needs max_length")
+        key = (int(max_length), int(stride), strategy)
+        tok = self._by_truncation.get(key)
+        if tok is None:
+            with self._lock:
+                tok = self._by_truncation.setdefault(key, self._make(key))
+        return tok
+
+    def __call__(self, text: str | list[str], text_pair: str | list[str] | None = None, *,
+                 add_special_tokens: bool = True, truncation: bool | str = False, max_length: int | None = None,
+                 stride: int = 0, return_overflowing_tokens: bool = False, return_offsets_mapping: bool = False,
+                 padding: bool = False, verbose: bool = False) -> Encoded:
+        """Encode a text or a batch of texts (with their pairs); one text without overflowing windows gives flat
+        lists, anything else one row per window (a long text gives several windows with
+        ``return_overflowing_tokens``; ``overflow_to_sample_mapping`` says which input each came from)."""
+        if padding:
+            raise ValueError("this tokenizer does not pad; the callers pad their batches themselves")
+        single = isinstance(text, str)
+        texts = [text] if single else list(text)
+        if text_pair is not None:
+            pairs = [text_pair] if isinstance(text_pair, str) else list(text_pair)
+            if len(pairs) != len(texts):
+                raise ValueError(f"{len(texts)} texts but {len(pairs)} pairs")
+            inputs = list(zip(texts, pairs))
+        else:
+            inputs = texts
+        backend = self._backend(truncation, max_length, stride)
+        encodings = backend.encode_batch(inputs, add_special_tokens=add_special_tokens)
+        windows, sample = [], []
+        for i, e in enumerate(encodings):
+            group = [e, *e.overflowing] if return_overflowing_tokens else [e]
+            windows += group
+            sample += [i] * len(group)
+        data = {"input_ids": [e.ids for e in windows], "token_type_ids": [e.type_ids for e in windows],
+                "attention_mask": [e.attention_mask for e in windows]}
+        if return_offsets_mapping:
+            data["offset_mapping"] = [e.offsets for e in windows]
+        if return_overflowing_tokens:
+            data["overflow_to_sample_mapping"] = sample
+        elif single:
+            data = {k: v[0] for k, v in data.items()}
+        return Encoded(data, windows)
+
+
+def load_tokenizer(folder: Path) -> Tokenizer:
+    """The model folder's tokenizer; a damaged tokenizer or config file is a ModelCorrupt that names it."""
+    return Tokenizer.from_folder(folder)
 
 
 def read_json(path: Path) -> dict:

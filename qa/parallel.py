@@ -76,7 +76,8 @@ _CHUNKER: Chunker | None = None
 
 
 def tokenizer_json(tokenizer) -> str:
-    """The serialised Rust tokenizer behind a transformers fast tokenizer (what the workers load)."""
+    """The serialised Rust tokenizer behind ``qa.models.Tokenizer`` (or a transformers fast tokenizer): what the workers
+    load."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is None:
         raise ValueError("chunking workers need a fast (Rust) tokenizer; index with --workers 1")
@@ -124,7 +125,7 @@ def _terms_task(texts: list[str]) -> list[list[str]]:
 class ChunkPool:
     """``workers`` processes that chunk reports; use as a context manager.
 
-    ``tokenizer`` is the encoder's transformers fast tokenizer; the workers get its exact Rust serialisation.
+    ``tokenizer`` is the encoder's tokenizer (``qa.models.Tokenizer``); the workers get its exact Rust serialisation.
     A worker that dies (killed for memory, say) raises ``concurrent.futures.process.BrokenProcessPool``.
     """
 

@@ -22,7 +22,7 @@ import numpy as np
 from .answer_types import choose
 from .chunking import split_sentences
 from .decoding import Candidate, decode_window, merge_windows
-from .models import check_precision, load_tokenizer, place, read_json, reader_model_path, transformers_model
+from .models import check_precision, load_tokenizer, place, read_json, reader_model_path
 from .types import Chunk, Span
 
 log = logging.getLogger(__name__)
@@ -167,22 +167,21 @@ class SpanReader:
 
 def load_span_model(folder: Path, device: str, dtype):
     """(encoder, head) of a span reader on ``device``: ``encoder(input_ids, attention_mask, token_type_ids)`` gives the
-    last hidden states in ``dtype``; ``head(hidden)`` the start/end logits, in fp32 so that the scores keep their
-    resolution. The lean pass read straight from the weights where it reproduces the model (``qa/lean_bert.py``),
-    else the model through ``transformers``."""
+    last hidden states in ``dtype`` (``qa/lean_bert.py``, read straight from the weights); ``head(hidden)`` the
+    start/end logits, in fp32 so that the scores keep their resolution."""
     import torch
 
-    from .lean_bert import LeanBert, can_load, load_tensors
+    from .errors import ModelUnsupported
+    from .lean_bert import WEIGHTS, LeanBert, check_folder, load_tensors
 
-    if can_load(folder):
-        tensors = load_tensors(folder)
-        if "qa_outputs.weight" in tensors and "qa_outputs.bias" in tensors:
-            w, b = (tensors[f"qa_outputs.{k}"].to(device=device, dtype=torch.float32) for k in ("weight", "bias"))
-            return (LeanBert.from_folder(folder, device=device, dtype=dtype, tensors=tensors),
-                    lambda hidden: torch.nn.functional.linear(hidden, w, b))
-    from transformers import AutoModelForQuestionAnswering
-
-    model = transformers_model(AutoModelForQuestionAnswering, folder)
-    head = model.qa_outputs.to(device=device, dtype=torch.float32).eval()
-    base = model.base_model.to(device=device, dtype=dtype).eval()
-    return (lambda ids, mask, tt: base(input_ids=ids, attention_mask=mask, token_type_ids=tt).last_hidden_state), head
+    check_folder(folder)
+    tensors = load_tensors(folder)
+    if "qa_outputs.weight" not in tensors or "qa_outputs.bias" not in tensors:
+        raise ModelUnsupported(f"{Path(folder) / WEIGHTS} has no span head (qa_outputs): not a question-answering "
+                               "model; train one with training/train_reader.py")
+    head = torch.nn.Linear(tensors["qa_outputs.weight"].shape[1], tensors["qa_outputs.weight"].shape[0])
+    with torch.no_grad():
+        head.weight.copy_(tensors["qa_outputs.weight"].float())
+        head.bias.copy_(tensors["qa_outputs.bias"].float())
+    head = head.to(device).eval().requires_grad_(False)
+    return LeanBert.from_folder(folder, device=device, dtype=dtype, tensors=tensors), head

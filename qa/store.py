@@ -3,7 +3,7 @@
 Layout of ``index/``::
 
     CURRENT                 name of the live generation (replaced atomically with os.replace)
-    .lock                   held (flock) by the one process writing
+    .lock                   held (filelock) by the one process writing
     gen-000003/             a complete, immutable generation
         manifest.json       format version, model, chunking settings, FAISS type, report hashes, file sizes
         documents.jsonl     the reports (id, title, date, source, sha256, text)
@@ -18,7 +18,6 @@ leaves the previous index whole. Readers that opened the old generation keep rea
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import logging
@@ -77,24 +76,22 @@ def _fsync_dir(path: Path) -> None:
 
 @contextlib.contextmanager
 def write_lock(root: Path, wait_s: float = 0.0) -> Iterator[None]:
-    """Exclusive writer lock on ``root``; waits up to ``wait_s`` seconds, then raises IndexLocked."""
+    """Exclusive writer lock on ``root`` (``filelock``: flock on Unix, msvcrt on Windows, so a writer that dies
+    releases it); tries every 0.2 s for up to ``wait_s`` seconds, then raises IndexLocked."""
+    from filelock import FileLock, Timeout
+
     root.mkdir(parents=True, exist_ok=True)
-    fd = os.open(root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-    deadline = time.monotonic() + wait_s
+    lock = FileLock(root / ".lock")
     try:
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise IndexLocked(
-                        f"another process is writing the index at {root}; wait for it to finish and try again"
-                    ) from None
-                time.sleep(0.2)
+        lock.acquire(timeout=max(0.0, wait_s), poll_interval=0.2)
+    except Timeout:
+        raise IndexLocked(
+            f"another process is writing the index at {root}; wait for it to finish and try again"
+        ) from None
+    try:
         yield
     finally:
-        os.close(fd)  # closing releases the lock
+        lock.release()
 
 
 def current_generation(root: Path) -> Path:

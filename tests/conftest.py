@@ -49,7 +49,7 @@ def write_tally(path: Path, tally: Counter) -> None:
 
 def shared_dir() -> Path | None:
     """../shared beside the repo (or $QA_SHARED_DIR), when this checkout has one."""
-    for cand in (os.environ.get("QA_SHARED_DIR"), ROOT.parent / "shared", Path("/work/shared")):
+    for cand in (os.environ.get("QA_SHARED_DIR"), ROOT.parent / "shared"):
         if cand and Path(cand).is_dir():
             return Path(cand)
     return None

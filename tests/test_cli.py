@@ -77,3 +77,29 @@ def test_a_damaged_model_is_one_line_naming_the_file(seed_index, tmp_path, monke
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("error: ") and "unexpected" not in err
     assert re.search(says, err) and "reinstall the model" in err
+
+
+def test_score_takes_json_like_every_command(tmp_path, capsys):
+    import json
+
+    from conftest import DATA
+
+    gold = DATA / "eval" / "squad_tiny.json"
+    (tmp_path / "p.json").write_text(json.dumps({"s1": "Jane Porter", "s2": "", "s3": "1976", "s4": "Ada Voss"}))
+    assert main(["score", str(gold), str(tmp_path / "p.json"), "--json"]) == 0
+    with_flag = json.loads(capsys.readouterr().out)
+    assert main(["score", str(gold), str(tmp_path / "p.json")]) == 0
+    assert json.loads(capsys.readouterr().out) == with_flag and with_flag["exact"] == 75.0
+
+
+def test_version_is_the_installed_package_version(capsys):
+    from importlib.metadata import PackageNotFoundError, version
+
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0
+    try:
+        want = version("report-qa")
+    except PackageNotFoundError:
+        want = "unknown"
+    assert capsys.readouterr().out.strip().startswith(f"qa {want}")

@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pypdf import PdfReader, PdfWriter
 
+from conftest import need_shared
 from qa._extract import normalise_text, parse_date
 from qa.errors import IngestError
 from qa.ingest import (
@@ -29,7 +30,6 @@ from qa.types import Document
 
 FIXTURES = Path(__file__).parent / "data" / "ingest"
 REPORTS = FIXTURES / "reports"
-BBC = Path("/work/shared/data/bbc-news")
 
 
 # ---------------------------------------------------------------- builders
@@ -507,9 +507,8 @@ def test_supported_suffixes() -> None:
 
 
 @pytest.mark.shared
-@pytest.mark.skipif(not BBC.is_dir(), reason=f"BBC News corpus not present at {BBC}")
 def test_bbc_news_corpus_loads_completely() -> None:
-    result = load_paths([BBC])
+    result = load_paths([need_shared("data", "bbc-news")])
     assert result.skipped == ()
     articles = [d for d in result.documents if "/" in d.id]
     assert len(articles) == 2225

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from conftest import shared_dir
 from qa.metrics import (
     exact_score,
     f1_score,
@@ -24,12 +24,9 @@ DATA = Path(__file__).parent / "data" / "eval"
 
 
 def _squad_dir() -> Path | None:
-    candidates = [os.environ.get("QA_SQUAD_DIR"), Path(__file__).resolve().parents[2] / "shared" / "data" / "squad",
-                  "/work/shared/data/squad"]
-    for c in candidates:
-        if c and (Path(c) / "dev-v1.1.json").is_file():
-            return Path(c)
-    return None
+    base = shared_dir()
+    squad = base / "data" / "squad" if base else None
+    return squad if squad and (squad / "dev-v1.1.json").is_file() else None
 
 
 SQUAD = _squad_dir()
@@ -195,7 +192,7 @@ PARITY = [
 
 
 @pytest.mark.shared
-@pytest.mark.skipif(SQUAD is None, reason="SQuAD dev sets not found under ../shared/data/squad (set QA_SQUAD_DIR)")
+@pytest.mark.skipif(SQUAD is None, reason="SQuAD dev sets not found under ../shared/data/squad (or $QA_SHARED_DIR/data/squad)")
 @pytest.mark.parametrize(("dev", "predictions", "em", "f1", "total", "splits"), PARITY)
 def test_reproduces_official_published_figures(
     dev: str, predictions: str, em: float, f1: float, total: int, splits: tuple[int, int] | None

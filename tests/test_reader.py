@@ -127,7 +127,7 @@ def test_lean_reader_equals_bert_for_question_answering(span_reader):
     """The reader runs on weights read straight from its safetensors (qa/lean_bert.py), not transformers' model:
     same start/end logits as BertForQuestionAnswering, with token types and padding."""
     import torch
-    from transformers import AutoModelForQuestionAnswering
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
     from qa.lean_bert import LeanBert
     from qa.reader import SpanReader, load_span_model
@@ -136,9 +136,9 @@ def test_lean_reader_equals_bert_for_question_answering(span_reader):
     reader.warm_up()
     assert isinstance(reader._encoder, LeanBert) and reader._encoder.dtype == torch.float32
     model = AutoModelForQuestionAnswering.from_pretrained(str(reader.model_path), dtype=torch.float32).eval()
-    enc = reader._tokenizer(["Who opened the bridge?", "When?"],
-                            ["Mayor Helen Crofts opened the bridge in 1987.", FILLER], padding=True,
-                            return_tensors="pt")
+    enc = AutoTokenizer.from_pretrained(str(reader.model_path))(
+        ["Who opened the bridge?", "When?"], ["Mayor Helen Crofts opened the bridge in 1987.", FILLER], padding=True,
+        return_tensors="pt")
     assert (enc["attention_mask"] == 0).any() and (enc["token_type_ids"] == 1).any()
     with torch.inference_mode():
         want = model(**enc)
@@ -149,26 +149,15 @@ def test_lean_reader_equals_bert_for_question_answering(span_reader):
     assert torch.allclose(got[..., 1][real], want.end_logits[real], atol=1e-4)
 
 
-def test_folders_the_lean_pass_does_not_take_load_through_transformers(span_reader, monkeypatch):
-    """A model folder that qa/lean_bert.py does not load (another architecture, weights not in safetensors) still
-    loads, through transformers, and gives the same outputs."""
-    import torch
+def test_a_folder_the_lean_pass_does_not_implement_is_refused_with_the_reason(tmp_path, monkeypatch):
+    """Serving has one forward pass (qa/lean_bert.py) and no transformers fallback: a reader folder of another kind
+    is a ModelUnsupported that names the setting, before any weights are read, and nothing is left half-loaded."""
+    from qa.errors import ModelUnsupported
+    from qa.reader import SpanReader
 
-    import qa.lean_bert
-    from qa.embed import Encoder, load_encoder
-    from qa.lean_bert import LeanBert
-    from qa.reader import load_span_model
-
-    enc = span_reader._tokenizer(["Who opened it?"], ["Mayor Helen Crofts opened the bridge in 1987."],
-                                 return_tensors="pt")
-    args = (enc["input_ids"], enc["attention_mask"], enc["token_type_ids"])
-    lean_enc, lean_head = load_span_model(span_reader.model_path, "cpu", torch.float32)
-    e_path = Encoder().model_path
-    lean_e = load_encoder(e_path, "cpu", torch.float32)
-    monkeypatch.setattr(qa.lean_bert, "can_load", lambda folder: False)
-    tf_enc, tf_head = load_span_model(span_reader.model_path, "cpu", torch.float32)
-    tf_e = load_encoder(e_path, "cpu", torch.float32)
-    assert not isinstance(tf_enc, LeanBert) and not isinstance(tf_e, LeanBert) and isinstance(lean_e, LeanBert)
-    with torch.inference_mode():
-        assert torch.allclose(tf_head(tf_enc(*args).float()), lean_head(lean_enc(*args).float()), atol=1e-4)
-        assert torch.allclose(tf_e(*args[:2]), lean_e(*args[:2]), atol=1e-5)
+    damaged_model(tmp_path, monkeypatch, "reader", "config.json",
+                  lambda b: b.replace(b'"hidden_act": "gelu"', b'"hidden_act": "gelu_new"'))
+    reader = SpanReader()
+    with pytest.raises(ModelUnsupported, match="hidden_act 'gelu_new'"):
+        reader.read("When?", [Chunk("d", 0, 0, 10, "It was 2012.")])
+    assert reader._encoder is None

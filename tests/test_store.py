@@ -10,7 +10,7 @@ from qa.settings import Settings
 from qa.store import IndexStore, current_generation, write_lock
 from qa.types import Document
 
-from conftest import SEED_ID
+from conftest import ROOT, SEED_ID
 
 
 def _docs(n: int, tag: str = "") -> list[Document]:
@@ -161,3 +161,37 @@ def test_remove(seed_index_copy, encoder):
     rep = idx.remove(["doc1"])
     assert rep.removed == ["doc1"]
     assert sorted(IndexStore.open(seed_index_copy).documents) == ["doc0", "doc2", SEED_ID]
+
+
+HOLD = ("import sys, time\nfrom pathlib import Path\nfrom qa.store import write_lock\n"
+        "with write_lock(Path(sys.argv[1])):\n    print('held', flush=True)\n    time.sleep(float(sys.argv[2]))\n"
+        "    (Path(sys.argv[1]) / 'done').write_text('the holder finished its write')\n")
+
+
+def _holder(root, seconds):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(root), str(seconds)], stdout=subprocess.PIPE, text=True,
+                            env=env)
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_writer_lock_refuses_waits_for_the_holder_and_is_freed_when_the_holder_dies(tmp_path):
+    """The writer lock between processes: refused at once with wait_s=0, granted once the other process is done when
+    waiting, and free again when its holder is killed (no stale lock to clean by hand)."""
+    holder = _holder(tmp_path, 1.0)
+    with pytest.raises(IndexLocked, match="another process is writing the index"):
+        with write_lock(tmp_path):
+            pass
+    with write_lock(tmp_path, wait_s=60):
+        assert (tmp_path / "done").exists()  # granted only once the holder was done
+    assert holder.wait(timeout=60) == 0
+    holder = _holder(tmp_path, 600)
+    holder.kill()
+    holder.wait()
+    with write_lock(tmp_path):
+        pass
