@@ -86,11 +86,13 @@ def test_a_right_kind_candidate_of_near_score_wins():
     q = "Which company bought the label?"
     wrong = Candidate(6.0, text.index("a US-based"), text.index(", The Orchard"))
     right = Candidate(5.0, text.index("The Orchard"), text.index(", in 2010"))
-    score, start, end = choose(q, text, [wrong, right], split_sentences(text))
+    score, start, end = choose(q, text, [wrong, right], split_sentences(text), penalty=3.0)
     assert text[start:end] == "The Orchard" and score == 5.0
     far = Candidate(1.0, right.start, right.end)  # a right-kind candidate far below loses; the winner pays
-    score, start, end = choose(q, text, [wrong, far], split_sentences(text))
+    score, start, end = choose(q, text, [wrong, far], split_sentences(text), penalty=3.0)
     assert text[start:end] == "a US-based music distributor" and score == 6.0 - 3.0
+    # the shipped penalty (chosen on the tuning set) is 0: the reader's order stands
+    assert choose(q, text, [wrong, right], split_sentences(text))[1:] == (wrong.start, wrong.end)
 
 
 def test_which_ministry_gets_the_ministry_not_the_whole_clause():
@@ -106,18 +108,30 @@ def _list_questions():
     return [json.loads(line) for line in (DATA / "list_questions.jsonl").read_text().splitlines() if line.strip()]
 
 
+def test_a_list_member_answer_to_a_kindless_question_grows_only_with_the_members_rule():
+    text = SEED_TEXT
+    i = text.index("corruption")
+    q = "What has hindered the government's efforts against human trafficking?"
+    one = [Candidate(5.0, i, i + len("corruption"))]
+    assert choose(q, text, one, split_sentences(text), lists="plural")[1:] == (i, i + len("corruption"))
+    _, start, end = choose(q, text, one, split_sentences(text), lists="members")
+    assert text[start:end] == "corruption, lack of resources, and ongoing security challenges"
+
+
 @pytest.mark.slow
 def test_seed_list_questions_answered_whole(seed_assistant):
-    """The hand-written list questions on the seed report: each answered with the whole list, except one the
-    reader does not answer at all (recorded, so a change either way shows)."""
+    """The hand-written list questions on the seed report, with the shipped rules: the misses are recorded, so
+    that a change either way shows."""
     got = {}
     for q in _list_questions():
         if q["source"].startswith("seeds/"):
             ans = seed_assistant.ask(q["question"])
             got[q["id"]] = (ans.text, exact_score(ans.text or "", q["answers"]))
-    missed = {k: v for k, v in got.items() if v[1] < 1}
-    assert set(missed) == {"list-seed-3"}, missed  # "In which sectors ...": the reader gives no answer (0.004)
-    assert missed["list-seed-3"][0] is None
+    missed = {k: v[0] for k, v in got.items() if v[1] < 1}
+    # "In which sectors ...": the reader gives no answer (confidence 0.004); "What has hindered ..." and "Who has
+    # been subjected ...": not list questions by their words, and the "members" rule that would grow their one-item
+    # answers costs 4.8 F1 on the tuning set, so it is off
+    assert missed == {"list-seed-3": None, "list-seed-2": "corruption", "list-seed-5": "children"}, missed
 
 
 @pytest.mark.slow
