@@ -455,7 +455,12 @@ def wire_feedback(service: ChatService, fb: dict[str, Any], chatbot: gr.Chatbot)
 
     def correction(answer_id: str, verdict: str, span: str, text: str, comment: str, messages: list,
                    request: gr.Request):
-        where = json.loads(span) if span else {}
+        try:
+            where = json.loads(span) if span else {}
+        except json.JSONDecodeError:
+            where = None
+        if not isinstance(where, dict):
+            raise gr.Error("the selection did not come through; select the answer again, or type it")
         if not where and not (text or "").strip():
             raise gr.Error("select the right answer in a passage, or type it, before sending")
         try:

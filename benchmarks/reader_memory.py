@@ -1,7 +1,6 @@
 """Resident memory of the span reader over many reads of varied passages, in one thread.
 
-    .venv/bin/python benchmarks/reader_memory.py lean   # the forward pass of qa/lean_bert.py (the default)
-    .venv/bin/python benchmarks/reader_memory.py tf     # the same weights through transformers
+    .venv/bin/python benchmarks/reader_memory.py lean   # the forward pass of qa/lean_bert.py, serving's only one
 
 Prints RSS (MB) after reads 0, 200, ..., 1000 and 1199, and the mean time of a read over the last 600. Written to
 look into the memory growth of the stress suite (README, "Reliability"); run from the repository root.
@@ -13,7 +12,6 @@ import sys
 import time
 from pathlib import Path
 
-import qa.lean_bert
 from qa.reader import SpanReader
 from qa.types import Chunk
 
@@ -27,10 +25,8 @@ def rss_mb() -> float:
 
 
 def main(kind: str) -> int:
-    if kind == "tf":  # make the loader take the transformers fallback
-        qa.lean_bert.can_load = lambda folder: False
-    elif kind != "lean":
-        raise SystemExit("usage: reader_memory.py lean|tf")
+    if kind != "lean":  # "tf" (transformers' forward pass) went with the one inference stack
+        raise SystemExit("usage: reader_memory.py lean")
     text = next(Path("seeds").glob("*.txt")).read_text() * 3
     reader = SpanReader()
     reader.warm_up()

@@ -6,9 +6,10 @@
 - :func:`fits`: whether a span is of a kind, from capitalisation and number/date patterns (no model).
 - :func:`list_span`: the whole coordinated list ("corruption, lack of resources, and ongoing security challenges")
   around a span that is one member of it, inside its sentence.
-- :func:`choose`: one passage's answer from the reader's cleaned candidates: a wrong-kind candidate loses to a
-  right-kind one of near score; a list question gets the whole list; a singular "which X" question gets the
-  member of a coordination that names an X.
+- :func:`choose`: one passage's answer from the reader's cleaned candidates: a list question gets the whole list;
+  a singular "which X" question gets the member of a coordination that names an X. A wrong-kind candidate can be
+  made to lose to a right-kind one of near score (``penalty``), and a one-member answer to any question can grow
+  into its list (``lists="members"``); both are off by default, as the tuning set chose (``TYPE_PENALTY``).
 
 ``ENTITY``, ``DATE`` and ``NUMBER`` are the project's one set of entity patterns (follow-ups and the rules reader use
 them too).
@@ -294,7 +295,7 @@ def choose(question: str, text: str, candidates: Sequence, sentences: Sequence[t
     sentence spans of ``text`` (``qa.chunking.split_sentences``). A candidate not of the question's kind scores
     ``penalty`` less, so that a right-kind candidate of near score wins and a lone wrong-kind one is less confident;
     for "which ministry" the right kind is a name with "ministry" in it when any candidate has one. The answer
-    becomes the whole coordinated list around it when the question asks for several things, or (``lists`` =
+    becomes the whole coordinated list around it when the question asks for several things, or (with ``lists`` =
     "members") when the answer is one member of a list and the question does not ask for one thing ("which
     ministry", "what is").
     """

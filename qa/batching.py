@@ -8,7 +8,7 @@ waiting questions together (``SpanReader.forward``), the encoder embeds all the 
 
 Answers are the single-user answers exactly: each window (and each question) is padded to a width set by its own
 length, and batched only with inputs of that width, where the forward pass gives bitwise the same result at any
-batch size and in any order (measured; ``tests/test_batching.py`` checks it against single reads).
+batch size and in any order (measured; ``tests/test_serving.py`` checks it against single reads).
 """
 from __future__ import annotations
 

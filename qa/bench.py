@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from .errors import QAError
 from .settings import Settings
 
 
@@ -53,6 +54,11 @@ def run_bench(args, settings: Settings) -> int:
     from .ingest import load_paths
     from .models import embedding_model_path
 
+    try:  # the reference the indexing ratio is measured against: say what to install before indexing anything
+        import sentence_transformers  # noqa: F401
+    except ImportError as e:
+        raise QAError("qa bench compares with sentence-transformers, which is not installed: "
+                      "pip install 'report-qa[bench]'") from e
     corpus = args.corpus or _default_corpus()
     work = Path(args.work)
     if work.exists():

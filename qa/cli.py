@@ -152,7 +152,8 @@ def cmd_serve(args) -> int:
     from .serve import run
     from .store import current_generation
 
-    relaunch_with_jemalloc(["-m", "qa", *sys.argv[1:]])  # replicas inherit it (README, "Reliability")
+    if args.argv is None:  # run as the command (not main(argv) from Python): restart it with jemalloc preloaded,
+        relaunch_with_jemalloc(["-m", "qa", *sys.argv[1:]])  # which a local cluster's replicas inherit
     settings = _settings(args)
     current_generation(settings.index_dir)  # no index: say so now, not in every replica
     print(f"report-qa: {args.replicas} replicas of {settings.index_dir}/ at http://{args.host}:{args.port}/ask",
@@ -267,6 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = argv
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -49,6 +49,7 @@ class Encoder:
         self._dtype = None
         self.batch_size = batch_size
         self.max_tokens = max_tokens
+        self._dim: int | None = None
         self._tokenizer = None
         self._forward = None  # (input_ids, attention_mask) -> hidden states; None until warm_up
         self.pooling = pooling_mode(self.model_path)
@@ -64,9 +65,11 @@ class Encoder:
 
     @property
     def dim(self) -> int:
-        from .lean_bert import config_int
+        if self._dim is None:  # read once: queries ask for it on every question
+            from .lean_bert import config_int
 
-        return config_int(self.model_path, "hidden_size")
+            self._dim = config_int(self.model_path, "hidden_size")
+        return self._dim
 
     def check(self) -> None:
         """Read the model's tokenizer, config and weights without keeping the weights (briefly, on the CPU): a damaged

@@ -186,8 +186,18 @@ def read_flagged(path: str | Path) -> dict[str, dict]:
             return {}
         return {qa["id"]: {"verdict": qa.get("verdict"), "old_answer": qa.get("old_answer")}
                 for art in whole["data"] for p in art["paragraphs"] for qa in p["qas"]}
-    lines = [json.loads(line) for line in text.splitlines() if line.strip()] if whole is None else [whole]
-    if not lines or (lines[0].get("provenance") or {}).get("source") != SOURCE:
+    if whole is None:  # JSONL (an export's first line is its provenance), or CSV and anything else: not an export
+        first = next((line for line in text.splitlines() if line.strip()), "")
+        try:
+            head = json.loads(first)
+        except json.JSONDecodeError:
+            return {}
+        if not isinstance(head, dict):
+            return {}
+        lines = [json.loads(line) for line in text.splitlines() if line.strip()]
+    else:
+        lines = [whole]
+    if not lines or not isinstance(lines[0], dict) or (lines[0].get("provenance") or {}).get("source") != SOURCE:
         return {}
     return {q["id"]: {"verdict": q.get("verdict"), "old_answer": q.get("old_answer")} for q in lines[1:]}
 

@@ -60,11 +60,6 @@ def unsupported(config: dict) -> str | None:
     return None
 
 
-def supports(config: dict) -> bool:
-    """True for the BERT configurations this pass reproduces exactly."""
-    return unsupported(config) is None
-
-
 def check_folder(folder: str | Path) -> dict:
     """The folder's config.json, when this pass can load the folder; else a ModelUnsupported that says why."""
     folder = Path(folder)

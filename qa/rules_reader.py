@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from .answer_types import DATE, ENTITY, NUMBER, expected_kind
 from .chunking import split_sentences
+from .metrics import question_type
 from .sparse import tokenize
 from .types import Chunk, Span
 
@@ -21,7 +22,10 @@ _PLACE = re.compile(r"\b(?:in|at|from|to|near)\s+((?:the\s+)?[A-Z][\w'’-]+(?:\
 
 def question_kind(question: str) -> str:
     """number, date, name, place, or sentence (no particular kind): ``qa.answer_types.expected_kind``."""
-    return expected_kind(question) or "sentence"
+    kind = expected_kind(question)
+    if kind is None and question_type(question) == "who":  # "who is X?": the rules reader still looks for a name
+        return "name"
+    return kind or "sentence"
 
 
 class RulesReader:

@@ -379,13 +379,15 @@ def train(args) -> dict:
         st = torch.load(ckpt, weights_only=False, map_location="cpu")
         model.load_state_dict(st["model"]); opt.load_state_dict(st["opt"]); sched.load_state_dict(st["sched"])
         start_epoch, start_step, history, best = st["epoch"], st["step"], st["history"], st["best"]
+        prev_state = st.get("prev_state")
         rng.setstate(st["rng"])
         log.info("resumed from %s at epoch %d step %d", ckpt, start_epoch, start_step)
 
     def save_checkpoint(epoch: int, step: int) -> None:  # atomic: a kill mid-write leaves the previous one
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
                     "epoch": epoch, "step": step, "history": history, "best": best,
-                    "rng": epoch_rng},  # the state the epoch's batches were drawn from: a resume redraws the same
+                    "rng": epoch_rng,  # the state the epoch's batches were drawn from: a resume redraws the same
+                    "prev_state": prev_state},  # the last finished epoch, for the average of the last two
                    ckpt.with_suffix(".tmp"))
         os.replace(ckpt.with_suffix(".tmp"), ckpt)
 
