@@ -348,7 +348,7 @@ def build_demo(service: ChatService) -> gr.Blocks:
             chatbot = gr.Chatbot(elem_id="chat", label="report-qa", height=560, latex_delimiters=[],
                                  buttons=[], feedback_options=None, group_consecutive_messages=False,
                                  placeholder="Ask a question about the reports. Every answer cites its passages.")
-            conversation = gr.State(None)
+            conversation = gr.State(None, time_to_live=SESSION_TTL_S)
             fb = feedback_panel()
             with gr.Row():
                 question = gr.Textbox(elem_id="question", show_label=False, scale=8, autofocus=True,

@@ -165,9 +165,10 @@ def test_sessions_history_and_messages_are_bounded(seed_index_copy, monkeypatch)
     finally:
         demo.close()
     respond = next(f.fn for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "respond")
-    messages, history = [], []
+    messages, history, conversation = [], [], None
     for q in ("Who dismantled the two networks?", "Which ministry helped them?", SEED_QUESTION):
-        messages, history, _, _ = respond(q, messages, history, 5, 0.5, None, "", "", None)
+        messages, history, _, _, conversation = respond(q, messages, history, 5, 0.5, None, "", "", conversation,
+                                                        None)
     assert len(history) == 2 and len(messages) == 4
     assert history[-1].text == "2012" and history[0].question == "Which ministry helped them?"
 
