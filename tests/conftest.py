@@ -1,12 +1,15 @@
 """Shared fixtures: real models, real FAISS, real files."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
+import urllib.request
 from collections import Counter
 from pathlib import Path
 
@@ -38,6 +41,37 @@ def stop_process(proc: subprocess.Popen, timeout_s: float) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+@contextlib.contextmanager
+def running_app(tmp: Path, index: Path, *extra: str, wait_s: float = 240):
+    """``app.py`` started as a user starts it (QA_/GRADIO_ settings cleared) over ``index``, with ``extra`` flags;
+    yields its URL once it serves, and stops it afterwards. Its output goes to ``tmp/app.log``."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("QA_", "GRADIO_"))}
+    log_path = tmp / "app.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), "--index", str(index),
+                                 *extra], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + wait_s
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"app.py exited with {proc.returncode}:\n{log_path.read_text(errors='replace')[-3000:]}")
+            try:
+                with urllib.request.urlopen(url, timeout=5) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"app.py did not serve {url} in {wait_s:.0f} s:\n"
+                            f"{log_path.read_text(errors='replace')[-3000:]}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        stop_process(proc, timeout_s=20)
 
 
 def write_tally(path: Path, tally: Counter) -> None:

@@ -8,14 +8,10 @@ import csv
 import json
 import os
 import shutil
-import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
 
-from conftest import ROOT, SEED_ID, free_port, stop_process
+from conftest import ROOT, SEED_ID, running_app
 from test_browser import Session, browser, expect, sync_api  # noqa: F401  (browser: the shared fixture)
 
 pytestmark = pytest.mark.browser
@@ -34,30 +30,8 @@ def app_server(seed_index, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("feedback-browser")
     index, db = tmp / "index", tmp / "verdicts.sqlite3"
     shutil.copytree(seed_index, index)
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("QA_", "GRADIO_"))}
-    log_path = tmp / "app.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), "--index", str(index),
-                                 "--feedback-db", str(db)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 240
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"app.py exited with {proc.returncode}:\n{log_path.read_text(errors='replace')[-3000:]}")
-            try:
-                with urllib.request.urlopen(url, timeout=5) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"app.py did not serve {url} in 240 s")
-            time.sleep(0.5)
+    with running_app(tmp, index, "--feedback-db", str(db)) as url:
         yield url, index, db
-    finally:
-        stop_process(proc, timeout_s=20)
 
 
 def save_screenshot(page, tmp) -> None:
