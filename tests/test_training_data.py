@@ -4,7 +4,7 @@ import sys
 from conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "training"))
-from reader_data import Example, add_removed_sentence_negatives  # noqa: E402
+from reader_data import Example, add_removed_sentence_negatives, add_swapped_question_negatives  # noqa: E402
 
 CTX = ("The Kell bridge crosses the Tamar river. It was designed by Ada Voss in 1901. "
        "Construction took six years! Its towers are \"granite.\" Traffic opened in 1907.")
@@ -46,3 +46,41 @@ def test_fraction_and_seed():
     some = add_removed_sentence_negatives(exs, 0.25, seed=3)
     assert 60 < len(some) < 140
     assert some == add_removed_sentence_negatives(exs, 0.25, seed=3)
+
+
+OTHER = "The Hale tower stands in Orvik. Its architect was Lena Brandt."
+
+
+def _asked(question: str, answer: str, context: str = CTX, qid: str = "q1") -> Example:
+    return Example(qid, question, context, [answer], context.index(answer), answer, "src")
+
+
+def test_a_swapped_name_is_one_the_paragraph_does_not_hold():
+    exs = [_asked("Who designed the Kell bridge?", "Ada Voss"),
+           _asked("Who was the architect of the Hale tower?", "Lena Brandt", OTHER, "q2")]
+    swapped = add_swapped_question_negatives(exs, 1.0, seed=0)
+    assert [n.qid for n in swapped] == ["q1/swap", "q2/swap"]
+    first, second = swapped
+    assert first.question == "Who designed the Hale bridge?" and first.context == CTX
+    assert second.question == "Who was the architect of the Kell tower?"
+    for neg in swapped:
+        assert neg.answers == [] and neg.answer_start == -1 and neg.synthetic
+
+
+def test_a_swapped_year_moves_off_every_year_of_the_paragraph():
+    ex = _asked("What opened in 1907?", "Traffic")
+    for seed in range(20):
+        (neg,) = add_swapped_question_negatives([ex], 1.0, seed=seed)
+        year = neg.question.removeprefix("What opened in ").removesuffix("?")
+        assert year.isdigit() and year not in CTX and 1877 <= int(year) <= 1937
+
+
+def test_nothing_to_swap_or_no_replacement_gives_no_negative():
+    # no name or year of the question is in the paragraph
+    assert add_swapped_question_negatives([_asked("Who designed the bridge?", "Ada Voss")], 1.0, seed=0) == []
+    # the only other name of a word's length is in the paragraph too
+    exs = [_asked("Who designed the Kell bridge?", "Ada Voss"), _asked("What crosses the Tamar?", "The Kell bridge")]
+    assert add_swapped_question_negatives(exs, 1.0, seed=0) == []
+    unanswerable = Example("q3", "Who designed the Kell bridge?", CTX, [], -1, "", "src")
+    assert add_swapped_question_negatives([unanswerable], 1.0, seed=0) == []
+    assert add_swapped_question_negatives([_asked("Who designed the Kell bridge?", "Ada Voss")], 0.0, seed=0) == []

@@ -205,6 +205,63 @@ def add_removed_sentence_negatives(examples: list[Example], fraction: float, see
     return out
 
 
+_YEAR = re.compile(r"\b(?:1[5-9]|20)\d\d\b")
+_QUESTION_WORDS = frozenset("what which who whom whose when where why how in on at the a an of".split())
+
+
+def _swappable(question: str, context: str) -> list[tuple[int, int, str]]:
+    """(start, end, kind) of the question's names and years that its paragraph holds, in the project's one entity
+    pattern (``qa.answer_types.ENTITY``); the question's first word is never one (it is capitalised anyway)."""
+    from qa.answer_types import ENTITY
+
+    found = [(m.start(), m.end(), "year") for m in _YEAR.finditer(question) if m.group() in context]
+    for m in ENTITY.finditer(question):
+        text = m.group()
+        if m.start() == 0 or text.lower() in _QUESTION_WORDS or _YEAR.fullmatch(text) or len(text) < 3:
+            continue
+        if text in context:
+            found.append((m.start(), m.end(), "name"))
+    return found
+
+
+def add_swapped_question_negatives(examples: list[Example], fraction: float, seed: int) -> list[Example]:
+    """The question with one of its names or years swapped for another that its paragraph does not hold, on the
+    same paragraph: the fact asked for is not there, though every other word of the question still matches.
+
+    SQuAD 2.0's commonest kind of unanswerable question ("entity swap"), made without writing questions. A year moves
+    by 1-30 years; a name is replaced by a name of as many words from another question of the set. Kept only when
+    the new term is nowhere in the paragraph (any case), so the label "no answer" holds.
+    """
+    rng = random.Random(seed)
+    names: dict[int, list[str]] = defaultdict(list)  # word count -> names seen in the set's questions
+    for ex in examples:
+        for s, e, kind in _swappable(ex.question, ex.context):
+            if kind == "name":
+                names[len(ex.question[s:e].split())].append(ex.question[s:e])
+    out: list[Example] = []
+    for ex in examples:
+        if not ex.answers or rng.random() >= fraction:
+            continue
+        spots = _swappable(ex.question, ex.context)
+        if not spots:
+            continue
+        s, e, kind = rng.choice(spots)
+        low = ex.context.lower()
+        for _ in range(10):  # a few draws for a term the paragraph does not hold
+            if kind == "year":
+                new = str(int(ex.question[s:e]) + rng.choice([-1, 1]) * rng.randint(1, 30))
+            else:
+                pool = names[len(ex.question[s:e].split())]
+                new = rng.choice(pool) if pool else ""
+            if new and new.lower() not in low and new != ex.question[s:e]:
+                break
+        else:
+            continue
+        question = ex.question[:s] + new + ex.question[e:]
+        out.append(Example(ex.qid + "/swap", question, ex.context, [], -1, "", ex.source, synthetic=True))
+    return out
+
+
 def tokenize_windows(tokenizer, examples: list[Example], max_len: int, stride: int, train: bool, seed: int = 0,
                      max_neg_windows: int = 2, base: int = 0) -> dict:
     """Question + context windows. For training, label each window with the answer's token span or 0 (CLS).

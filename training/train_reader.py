@@ -35,8 +35,8 @@ from qa.answer_types import choose  # noqa: E402
 from qa.chunking import split_sentences  # noqa: E402
 from qa.decoding import decode_window, merge_windows  # noqa: E402
 from qa.metrics import exact_score, f1_score  # noqa: E402
-from reader_data import (Example, add_removed_sentence_negatives, add_retrieved_negatives, load_examples,  # noqa: E402
-                         tokenize_windows_parallel)
+from reader_data import (Example, add_removed_sentence_negatives, add_retrieved_negatives,  # noqa: E402
+                         add_swapped_question_negatives, load_examples, tokenize_windows_parallel)
 
 log = logging.getLogger("train_reader")
 
@@ -186,14 +186,18 @@ def prepare(args, tokenizer) -> tuple[dict, dict, list[Example], dict]:
     val_neg = add_retrieved_negatives(val, paras, args.neg_fraction, args.seed + 1)
     train_cut = add_removed_sentence_negatives(train, args.removed_negatives, args.seed + 2)
     val_cut = add_removed_sentence_negatives(val, args.removed_negatives, args.seed + 3)
-    train_all = train + train_neg + train_cut
-    val_all = val + val_neg + val_cut
+    train_swap = add_swapped_question_negatives(train, args.swapped_negatives, args.seed + 4)
+    val_swap = add_swapped_question_negatives(val, args.swapped_negatives, args.seed + 5)
+    train_all = train + train_neg + train_cut + train_swap
+    val_all = val + val_neg + val_cut + val_swap
     stats = {
         "train_examples": len(train), "train_retrieved_negatives": len(train_neg),
         "train_unanswerable_native": sum(1 for e in train if not e.answers),
         "val_examples": len(val), "val_retrieved_negatives": len(val_neg),
         **({"train_removed_sentence_negatives": len(train_cut), "val_removed_sentence_negatives": len(val_cut)}
            if args.removed_negatives else {}),
+        **({"train_swapped_question_negatives": len(train_swap), "val_swapped_question_negatives": len(val_swap)}
+           if args.swapped_negatives else {}),
         "train_by_source": dict(Counter(e.source for e in train)),
     }
     workers = args.workers or min(16, os.cpu_count() or 1)
@@ -484,7 +488,8 @@ def train(args) -> dict:
     # options left at their defaults without effect are not recorded, so that such runs' outputs stay as before
     unused = ({"init"} if not args.init else set()) | (set() if teachers else {"teachers", "distill_alpha",
                                                                                "distill_temperature"})
-    unused |= {k for k, off in (("removed_negatives", 0.0), ("bf16", False)) if getattr(args, k) == off}
+    unused |= {k for k, off in (("removed_negatives", 0.0), ("swapped_negatives", 0.0), ("bf16", False))
+               if getattr(args, k) == off}
     summary["recipe"] = {k: v for k, v in summary["recipe"].items() if k not in unused}
     if distill is not None:
         summary["distillation"] = distill
@@ -516,6 +521,9 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--neg-fraction", type=float, default=0.4, help="share of questions given a retrieved negative")
     p.add_argument("--removed-negatives", type=float, default=0.0,
                    help="share of answerable questions also given their paragraph with the answer sentence cut out")
+    p.add_argument("--swapped-negatives", type=float, default=0.0,
+                   help="share of answerable questions also asked with a name or year swapped for one their "
+                        "paragraph does not hold (unanswerable there)")
     p.add_argument("--max-val-examples", type=int, default=0)
     p.add_argument("--bf16", action="store_true",
                    help="bf16 autocast on a CPU too (always on a GPU); for CPUs with AVX512-BF16 or AMX")
