@@ -4,8 +4,8 @@
 
 Environment: QA_HOST, QA_PORT, QA_INDEX_DIR, QA_AUTH, QA_MAX_UPLOAD_MB (and QA_READER, QA_DEVICE for the library).
 On first run an empty index folder is filled from seeds/. API: ``Client(url).predict(question, api_name="/chat")``
-returns ``Answer.to_dict()`` plus ``answer_id``, which ``/feedback`` takes with a verdict (``qa/feedback.py``;
-``--feedback-db``, env QA_FEEDBACK_DB). Thin by design: rendering lives in qa/chat.py, the work in qa/.
+returns ``Answer.to_dict()`` plus ``answer_id``, which ``/feedback`` takes with a verdict (``qa/feedback/store.py``;
+``--feedback-db``, env QA_FEEDBACK_DB). Thin by design: rendering lives in qa/ui/render.py, the work in qa/.
 """
 from __future__ import annotations
 
@@ -27,27 +27,27 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no telemetry, no v
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # every model comes from a package
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-if __name__ == "__main__":  # first, before the heavy imports: run again with jemalloc (qa/allocator.py)
-    from qa.allocator import relaunch_with_jemalloc
+if __name__ == "__main__":  # first, before the heavy imports: run again with jemalloc (qa/serving/allocator.py)
+    from qa.serving.allocator import relaunch_with_jemalloc
 
     relaunch_with_jemalloc()
 
 import gradio as gr  # noqa: E402
 
 from qa.assistant import Assistant  # noqa: E402
-from qa.chat import (CSS, HEAD_JS, REPORT_COLUMNS, answer_html, answer_text, esc, question_html,  # noqa: E402
+from qa.ui.render import (CSS, HEAD_JS, REPORT_COLUMNS, answer_html, answer_text, esc, question_html,  # noqa: E402
                      report_rows)
-from qa.chat import VERDICT_DONE, feedback_html, replace_feedback  # noqa: E402
+from qa.ui.render import VERDICT_DONE, feedback_html, replace_feedback  # noqa: E402
 from qa.errors import BadFeedback, BadQuestion, Busy, IndexNotFound, IngestError, QAError  # noqa: E402
-from qa.feedback import CORRECTABLE, Feedback, FeedbackStore  # noqa: E402
-from qa.indexer import Indexer  # noqa: E402
-from qa.allocator import release_free_memory  # noqa: E402
-from qa.limits import BUSY_MESSAGE, Admission, RateLimiter  # noqa: E402
-from qa.ingest import SUPPORTED_SUFFIXES, load_file  # noqa: E402
+from qa.feedback.store import CORRECTABLE, Feedback, FeedbackStore  # noqa: E402
+from qa.store.indexer import Indexer  # noqa: E402
+from qa.serving.allocator import release_free_memory  # noqa: E402
+from qa.serving.limits import BUSY_MESSAGE, Admission, RateLimiter  # noqa: E402
+from qa.ingest.files import SUPPORTED_SUFFIXES, load_file  # noqa: E402
 from qa.settings import Settings  # noqa: E402
-from qa.store import current_generation  # noqa: E402
+from qa.store.index import current_generation  # noqa: E402
 from qa.types import Answer, Document  # noqa: E402
-from qa.verdicts import give_verdict, record  # noqa: E402
+from qa.feedback.verdicts import give_verdict, record  # noqa: E402
 
 log = logging.getLogger("report-qa.app")
 ROOT = Path(__file__).resolve().parent
@@ -61,8 +61,8 @@ MAX_MESSAGES = 2 * 50  # chat messages kept on the page per session (the last 50
 SESSION_TTL_S = 12 * 3600  # a session's state is dropped this long after its last question
 MAX_SESSIONS = 1000  # sessions whose state is held at once; the oldest goes first
 QUEUE_SIZE = 64  # questions waiting in the server's queue (env QA_QUEUE_SIZE)
-CHAT_CONCURRENCY = 16  # questions answered at once: their passages share forward passes (qa/batching.py)
-TRIM_EVERY = 100  # questions between malloc_trim calls when the server runs on glibc's malloc (qa/allocator.py)
+CHAT_CONCURRENCY = 16  # questions answered at once: their passages share forward passes (qa/serving/batching.py)
+TRIM_EVERY = 100  # questions between malloc_trim calls when the server runs on glibc's malloc (qa/serving/allocator.py)
 THEME = gr.themes.Default(font=["system-ui", "-apple-system", "Segoe UI", "Roboto", "Helvetica", "Arial", "sans-serif"],
                           font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"])
 
@@ -189,7 +189,7 @@ class ChatService:
             verdicts = {}
         return report_rows(store.data.documents, [counts[d.id] for d in store.data.documents], str(ROOT), verdicts)
 
-    # --- staff verdicts (qa/feedback.py) ---
+    # --- staff verdicts (qa/feedback/store.py) ---
     @property
     def feedback(self) -> FeedbackStore:
         with self._lock:
@@ -417,7 +417,7 @@ def user_of(request: gr.Request | None) -> str | None:
 
 def feedback_panel() -> dict[str, Any]:
     """Where the right answer is given after "Wrong" / "It is there" (shown then); hidden parts the page's script
-    (qa.chat.HEAD_JS) drives: #fb-go sends the verdict button pressed under an answer."""
+    (qa.ui.render.HEAD_JS) drives: #fb-go sends the verdict button pressed under an answer."""
     with gr.Group(visible=False, elem_id="fb-panel") as panel:
         heading = gr.Markdown(elem_id="fb-heading")
         with gr.Row():
@@ -548,7 +548,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         else:
             print(f"Loading the models for {service.index_dir}/ ...", flush=True)
             service.assistant.warm_up()
-        from qa.allocator import current_allocator
+        from qa.serving.allocator import current_allocator
 
         print(f"Memory allocator: {current_allocator()}", flush=True)
     except QAError as e:  # a missing or damaged model or index: one line that says what to do, not a traceback

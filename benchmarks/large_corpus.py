@@ -22,11 +22,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from qa.embed import Encoder  # noqa: E402
-from qa.indexer import build_faiss  # noqa: E402
-from qa.ingest import load_paths  # noqa: E402
-from qa.questions import load_questions  # noqa: E402
-from qa.sparse import bm25_scores, build_bm25  # noqa: E402
+from qa.models.encoder import Encoder  # noqa: E402
+from qa.store.indexer import build_faiss  # noqa: E402
+from qa.ingest.files import load_paths  # noqa: E402
+from qa.eval.questions import load_questions  # noqa: E402
+from qa.store.bm25 import bm25_scores, build_bm25  # noqa: E402
 
 
 def rss_mb() -> float:
@@ -49,9 +49,9 @@ def main(argv=None) -> int:
     squad = load_questions(Path(a.shared) / "squad" / "dev-v1.1.json")
     bbc = load_paths([Path(a.shared) / "bbc-news"]).documents
     bbc_texts = [t for d in bbc for t in d.text.split("\n") if len(t.split()) > 8]
-    from qa.evalrun import corpus_index
+    from qa.eval.run import corpus_index
     from qa.settings import Settings
-    from qa.store import IndexStore
+    from qa.store.index import IndexStore
 
     t0 = time.perf_counter()
     base = np.asarray(IndexStore.open(corpus_index(squad, Settings(), progress=None).index_dir).data.vectors)

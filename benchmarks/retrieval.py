@@ -17,12 +17,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from qa.embed import Encoder  # noqa: E402
-from qa.evalrun import corpus_index  # noqa: E402
-from qa.questions import load_questions, sample  # noqa: E402
+from qa.models.encoder import Encoder  # noqa: E402
+from qa.eval.run import corpus_index  # noqa: E402
+from qa.eval.questions import load_questions, sample  # noqa: E402
 from qa.retrieve import Retriever  # noqa: E402
 from qa.settings import Settings  # noqa: E402
-from qa.store import IndexStore  # noqa: E402
+from qa.store.index import IndexStore  # noqa: E402
 
 
 def main(argv=None) -> int:

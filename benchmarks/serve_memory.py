@@ -49,8 +49,8 @@ def rss_mb() -> float:
 
 
 def main() -> None:
-    from qa.embed import Encoder
-    from qa.reader import SpanReader
+    from qa.models.encoder import Encoder
+    from qa.reading.reader import SpanReader
     from qa.types import Chunk
 
     ap = argparse.ArgumentParser()

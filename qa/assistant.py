@@ -10,17 +10,17 @@ import time
 from collections.abc import Collection, Sequence
 from pathlib import Path
 
-from .embed import Encoder
-from .errors import BadQuestion, ModelNotFound
-from .followup import resolve_followup
-from .indexer import Indexer, manifest_expectations
-from .metrics import normalize_answer
-from .reader import Reader, SpanReader
-from .retrieve import Retriever
-from .rules_reader import RulesReader
-from .settings import Settings
-from .store import IndexStore, current_generation
-from .types import Answer, Chunk, Citation, Document, Hit, Span
+from qa.models.encoder import Encoder
+from qa.errors import BadQuestion, ModelNotFound
+from qa.followup import resolve_followup
+from qa.store.indexer import Indexer, manifest_expectations
+from qa.eval.metrics import normalize_answer
+from qa.reading.reader import Reader, SpanReader
+from qa.retrieve import Retriever
+from qa.reading.rules_reader import RulesReader
+from qa.settings import Settings
+from qa.store.index import IndexStore, current_generation
+from qa.types import Answer, Chunk, Citation, Document, Hit, Span
 
 log = logging.getLogger(__name__)
 
@@ -96,9 +96,9 @@ class Assistant:
             self.reader.warm_up()
 
     def batch_concurrent(self, wait_ms: float = 5.0) -> None:
-        """Let concurrent ``ask`` calls share the models' forward passes (``qa/batching.py``), for servers: each
+        """Let concurrent ``ask`` calls share the models' forward passes (``qa/serving/batching.py``), for servers: each
         answer stays the one ``ask`` gives alone. A reader that cannot batch (the rules reader) is left as it is."""
-        from .batching import BatchedEncoder, BatchedReader, can_batch
+        from qa.serving.batching import BatchedEncoder, BatchedReader, can_batch
 
         if can_batch(self.reader) and not isinstance(self.reader, BatchedReader):
             self.reader = BatchedReader(self.reader, wait_ms=wait_ms)

@@ -8,30 +8,12 @@ import os
 import sys
 from pathlib import Path
 
-from .errors import QAError
-
-
-def _progress_bar():
-    """A progress callback drawing one tqdm bar per stage on stderr."""
-    from tqdm.auto import tqdm
-
-    bars: dict[str, object] = {}
-
-    def update(stage: str, done: int, total: int) -> None:
-        bar = bars.get(stage)
-        if bar is None:
-            bar = bars[stage] = tqdm(total=total, desc=stage, unit="", file=sys.stderr, leave=False,
-                                     disable=total < 2 and stage != "embedding")
-        bar.n = done
-        bar.refresh()
-        if done >= total:
-            bar.close()
-
-    return update
+from qa.errors import QAError
+from qa.progress import progress_bar
 
 
 def _settings(args):
-    from .settings import Settings
+    from qa.settings import Settings
 
     over = {"index_dir": getattr(args, "index", None), "reader": getattr(args, "reader", None),
             "device": getattr(args, "device", None), "precision": getattr(args, "precision", None),
@@ -44,16 +26,16 @@ def _settings(args):
 
 
 def cmd_index(args) -> int:
-    from .indexer import Indexer
+    from qa.store.indexer import Indexer
 
     for p in args.paths:
         if not os.path.lexists(p):
             raise QAError(f"no such file or folder: {p}")
-    progress = None if args.quiet else _progress_bar()
+    progress = None if args.quiet else progress_bar()
     if args.ray and args.workers is not None:
         raise QAError("--workers is for indexing on this machine; with --ray, --encoders sets the parallelism")
     if args.ray:
-        from .distributed import ray_sync
+        from qa.store.distributed import ray_sync
 
         report = ray_sync(_settings(args), args.paths, address=args.ray_address, num_encoders=args.encoders,
                           use_gpu=args.gpu, rebuild=args.rebuild, progress=progress)
@@ -68,7 +50,7 @@ def cmd_index(args) -> int:
 
 
 def cmd_ask(args) -> int:
-    from .assistant import Assistant
+    from qa.assistant import Assistant
 
     settings = _settings(args)
     answer = Assistant.open(settings.index_dir, settings=settings).ask(args.question, k=args.k)
@@ -87,7 +69,7 @@ def cmd_ask(args) -> int:
 
 
 def cmd_docs(args) -> int:
-    from .store import IndexStore
+    from qa.store.index import IndexStore
 
     store = IndexStore.open(_settings(args).index_dir)
     counts = store.chunk_counts()
@@ -103,8 +85,8 @@ def cmd_docs(args) -> int:
 
 
 def cmd_remove(args) -> int:
-    from .indexer import Indexer
-    from .store import IndexStore
+    from qa.store.indexer import Indexer
+    from qa.store.index import IndexStore
 
     settings = _settings(args)
     known = set(IndexStore.open(settings.index_dir).documents)
@@ -116,7 +98,7 @@ def cmd_remove(args) -> int:
 
 
 def cmd_score(args) -> int:
-    from .metrics import score_predictions, squad_gold
+    from qa.eval.metrics import score_predictions, squad_gold
 
     gold = squad_gold(json.loads(Path(args.dataset).read_text(encoding="utf-8")))
     preds = json.loads(Path(args.predictions).read_text(encoding="utf-8"))
@@ -126,19 +108,19 @@ def cmd_score(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .evalrun import run_eval
+    from qa.eval.run import run_eval
 
     return run_eval(args, _settings(args))
 
 
 def cmd_bench(args) -> int:
-    from .bench import run_bench
+    from qa.eval.bench import run_bench
 
     return run_bench(args, _settings(args))
 
 
 def cmd_feedback(args) -> int:
-    from .feedback_cli import run
+    from qa.feedback.cli import run
 
     return run(args, _settings(args))
 
@@ -148,9 +130,9 @@ def cmd_serve(args) -> int:
         raise QAError("qa serve runs replicas on Ray Serve: add --ray (for one process, run app.py)")
     if args.replicas < 1:
         raise QAError("--replicas must be >= 1")
-    from .allocator import relaunch_with_jemalloc
-    from .serve import run
-    from .store import current_generation
+    from qa.serving.allocator import relaunch_with_jemalloc
+    from qa.serving.ray_serve import run
+    from qa.store.index import current_generation
 
     if args.argv is None:  # run as the command (not main(argv) from Python): restart it with jemalloc preloaded,
         relaunch_with_jemalloc(["-m", "qa", *sys.argv[1:]])  # which a local cluster's replicas inherit
@@ -249,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     common(sp, reader=True)
     sp.set_defaults(fn=cmd_bench)
 
-    from .feedback_cli import add_parser as add_feedback_parser  # qa feedback list|stats|export|purge|delete
+    from qa.feedback.cli import add_parser as add_feedback_parser  # qa feedback list|stats|export|purge|delete
 
     add_feedback_parser(sub, common).set_defaults(fn=cmd_feedback)
 

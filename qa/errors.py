@@ -50,4 +50,4 @@ class Busy(QAError):
 
 
 class ModelUnsupported(QAError):
-    """A model folder whose architecture or settings the lean forward pass (qa/lean_bert.py) does not implement."""
+    """A model folder whose architecture or settings the lean forward pass (qa/models/lean_bert.py) does not implement."""

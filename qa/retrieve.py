@@ -9,11 +9,11 @@ from collections.abc import Collection
 
 import numpy as np
 
-from .embed import Encoder
-from .settings import Settings
-from .sparse import bm25_scores
-from .store import IndexStore
-from .types import Hit
+from qa.models.encoder import Encoder
+from qa.settings import Settings
+from qa.store.bm25 import bm25_scores
+from qa.store.index import IndexStore
+from qa.types import Hit
 
 
 class Retriever:

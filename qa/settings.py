@@ -4,8 +4,8 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field, replace
 
-from .chunking import ChunkSettings
-from .models import check_precision
+from qa.chunking import ChunkSettings
+from qa.models.files import check_precision
 
 MAX_QUESTION_CHARS = 2000
 
@@ -14,7 +14,7 @@ MAX_QUESTION_CHARS = 2000
 class Settings:
     index_dir: str = "index"
     device: str = "auto"  # auto | cpu | cuda[:N]
-    precision: str = "auto"  # auto | fp32 | bf16 | fp16: the models' arithmetic (qa/models.py resolve_precision)
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16: the models' arithmetic (qa/models/files.py resolve_precision)
     chunking: ChunkSettings = field(default_factory=ChunkSettings)
     k: int = 5  # passages read per question
     candidates: int = 50  # taken from each retriever before fusion

@@ -19,10 +19,10 @@ if str(ROOT) not in sys.path:  # app.py lives at the repository root, beside qa/
     sys.path.insert(0, str(ROOT))
 
 import app  # noqa: E402
-from qa.chat import (REPORT_COLUMNS, answer_html, answer_text, esc, excerpt, feedback_html, highlight,  # noqa: E402
+from qa.ui.render import (REPORT_COLUMNS, answer_html, answer_text, esc, excerpt, feedback_html, highlight,  # noqa: E402
                      replace_feedback, report_rows, source_html)
 from qa.settings import Settings  # noqa: E402
-from qa.store import current_generation  # noqa: E402
+from qa.store.index import current_generation  # noqa: E402
 from qa.types import Answer, Citation, Document  # noqa: E402
 
 INJECTION = ('<script>alert(1)</script> <img src=x onerror="alert(2)"> ![x](http://198.51.100.7/p.png) '

@@ -19,10 +19,10 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 from qa.assistant import Assistant, check_question
 from qa.cli import main
 from qa.errors import BadQuestion, IngestError
-from qa.indexer import Indexer
-from qa.ingest import DEFAULT_MAX_BYTES, load_file, load_paths
+from qa.store.indexer import Indexer
+from qa.ingest.files import DEFAULT_MAX_BYTES, load_file, load_paths
 from qa.settings import MAX_QUESTION_CHARS, Settings
-from qa.store import IndexStore
+from qa.store.index import IndexStore
 from qa.types import Answer
 
 from conftest import ROOT, SEED_QUESTION, write_tally
@@ -151,7 +151,7 @@ def test_any_text_gives_an_answer_or_bad_question(seed_assistant, question):
 # Questions that used to crash the reader: not valid Unicode (a TypeError from the tokenizer), or under the
 # 2,000-character limit but over 252 word pieces, which left the reader's 384-token window no room past its
 # 128-token stride (253-380 pieces: a Rust panic, a BaseException that hung the /chat request; 381+: a bare
-# Exception("Truncation error")). qa/reader.py now cuts the question to 64 word pieces for the reader.
+# Exception("Truncation error")). qa/reading/reader.py now cuts the question to 64 word pieces for the reader.
 _PASTED = (ROOT / "seeds" / "iraq-trafficking-networks.txt").read_text(encoding="utf-8")[:1500]
 LONG_OR_BROKEN = {
     "lone-surrogates": "\udce9t\udce9 when did Iraq pass its anti-trafficking law",  # argv from a latin-1 terminal

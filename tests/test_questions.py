@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from qa.questions import Question, QuestionSet, load_questions, sample
+from qa.eval.questions import Question, QuestionSet, load_questions, sample
 
 DATA = Path(__file__).parent / "data" / "eval"
 

@@ -6,11 +6,11 @@ import threading
 import pytest
 
 from qa.assistant import Assistant
-from qa.batching import BatchedEncoder, BatchedReader, MicroBatcher
+from qa.serving.batching import BatchedEncoder, BatchedReader, MicroBatcher
 from qa.errors import Busy
-from qa.limits import BUSY_MESSAGE, Admission, RateLimiter
+from qa.serving.limits import BUSY_MESSAGE, Admission, RateLimiter
 from qa.settings import Settings
-from qa.store import IndexStore
+from qa.store.index import IndexStore
 from qa.types import Chunk
 
 from conftest import SEED_QUESTION

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from qa.errors import IndexCorrupt, IndexIncompatible, IndexLocked, IndexNotFound
-from qa.indexer import Indexer, build_faiss
+from qa.store.indexer import Indexer, build_faiss
 from qa.settings import Settings
-from qa.store import IndexStore, current_generation, write_lock
+from qa.store.index import IndexStore, current_generation, write_lock
 from qa.types import Document
 
 from conftest import ROOT, SEED_ID
@@ -92,7 +92,7 @@ def test_reports_from_other_paths_stay(encoder, tmp_path):
 
 
 def test_interrupted_write_leaves_previous_index(encoder, seed_index_copy, monkeypatch):
-    import qa.store
+    import qa.store.index
 
     before = current_generation(seed_index_copy)
     calls = {"n": 0}
@@ -102,10 +102,10 @@ def test_interrupted_write_leaves_previous_index(encoder, seed_index_copy, monke
         calls["n"] += 1
         raise KeyboardInterrupt("simulated crash mid-write")
 
-    monkeypatch.setattr(qa.store.np, "save", crash)
+    monkeypatch.setattr(qa.store.index.np, "save", crash)
     with pytest.raises(KeyboardInterrupt):
         Indexer(Settings(index_dir=str(seed_index_copy)), encoder).upsert(_docs(2))
-    monkeypatch.setattr(qa.store.np, "save", real_save)
+    monkeypatch.setattr(qa.store.index.np, "save", real_save)
     assert calls["n"] == 1
     assert current_generation(seed_index_copy) == before
     store = IndexStore.open(seed_index_copy)
@@ -163,7 +163,7 @@ def test_remove(seed_index_copy, encoder):
     assert sorted(IndexStore.open(seed_index_copy).documents) == ["doc0", "doc2", SEED_ID]
 
 
-HOLD = ("import sys, time\nfrom pathlib import Path\nfrom qa.store import write_lock\n"
+HOLD = ("import sys, time\nfrom pathlib import Path\nfrom qa.store.index import write_lock\n"
         "with write_lock(Path(sys.argv[1])):\n    print('held', flush=True)\n    time.sleep(float(sys.argv[2]))\n"
         "    (Path(sys.argv[1]) / 'done').write_text('the holder finished its write')\n")
 

@@ -31,17 +31,17 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from qa.answer_types import choose  # noqa: E402
+from qa.reading.answer_types import choose  # noqa: E402
 from qa.chunking import split_sentences  # noqa: E402
-from qa.decoding import decode_window, merge_windows  # noqa: E402
-from qa.metrics import exact_score, f1_score  # noqa: E402
+from qa.reading.decoding import decode_window, merge_windows  # noqa: E402
+from qa.eval.metrics import exact_score, f1_score  # noqa: E402
 from reader_data import (Example, add_removed_sentence_negatives, add_retrieved_negatives, load_examples,  # noqa: E402
                          tokenize_windows_parallel)
 
 log = logging.getLogger("train_reader")
 
 
-# --- metric and decoding: the package's own (qa.metrics, qa.decoding, qa.answer_types), so that what selects a reader
+# --- metric and decoding: the package's own (qa.eval.metrics, qa.reading.decoding, qa.reading.answer_types), so that what selects a reader
 # and calibrates its threshold is what serving does ---
 def _f1(pred: str, golds: list[str]) -> tuple[float, float]:
     return exact_score(pred, golds), f1_score(pred, golds)
@@ -216,7 +216,7 @@ def _distill_mask(tt: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Positions the distillation term covers: [CLS] (no answer) and the context tokens.
 
     The hard-label loss is a softmax over every position of the padded window, but its targets are only ever
-    [CLS] or a context token, and decoding (``qa.decoding.decode_window``) reads only those; the question, both [SEP]s and the
+    [CLS] or a context token, and decoding (``qa.reading.decoding.decode_window``) reads only those; the question, both [SEP]s and the
     padding are left out of both the teacher and the student distribution (the same mask for both).
     Context = token type 1 without the window's final [SEP] (the last real token).
     """
