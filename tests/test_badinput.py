@@ -329,6 +329,28 @@ def test_a_bad_file_that_was_good_keeps_its_indexed_copy(tmp_path, encoder, span
     assert _ask(tmp_path / "index", GOOD_QUESTION, encoder, span_reader).text == "1987"
 
 
+@pytest.mark.parametrize("damage", [b"\xff\xfe\x00\x01" * 40, b'{"id": "half a record", "text": '])
+def test_a_bad_jsonl_file_that_was_good_keeps_its_indexed_reports(tmp_path, encoder, damage):
+    """Like a .txt, a .jsonl file that turns unreadable (binary bytes, or JSON cut mid-record) is skipped by name and
+    its reports stay in the index; once the file is deleted, they go."""
+    folder = tmp_path / "r"
+    folder.mkdir()
+    records = [{"id": "bridge", "text": GOOD_TEXT}, {"text": "The Iron Gate dam was finished in 1972."}]
+    (folder / "batch.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n", encoding="utf-8")
+    (folder / "other.txt").write_text("The ferry to Calafat runs twice a day.", encoding="utf-8")
+    settings = Settings(index_dir=str(tmp_path / "index"))
+    first = Indexer(settings, encoder).sync([folder])
+    assert sorted(first.added) == ["batch:2", "bridge", "other"]
+    (folder / "batch.jsonl").write_bytes(damage)
+    TALLY["file:jsonl-became-bad"] += 1
+    report = Indexer(settings, encoder).sync([folder])
+    assert [s.path for s in report.skipped] == [str(folder / "batch.jsonl")]
+    assert report.removed == [] and sorted(IndexStore.open(tmp_path / "index").documents) == ["batch:2", "bridge",
+                                                                                              "other"]
+    (folder / "batch.jsonl").unlink()
+    assert sorted(Indexer(settings, encoder).sync([folder]).removed) == ["batch:2", "bridge"]
+
+
 # ---------------------------------------------------------------- paths and names with ".."
 
 

@@ -323,6 +323,21 @@ def _load_jsonl(path: str, file_id: str) -> tuple[list[Document], list[Skipped]]
     return docs, bad
 
 
+def jsonl_source(path: str, number: int) -> str:
+    """The source of line ``number`` of a .jsonl file, for a record that names none: ``PATH:N``."""
+    return f"{path}:{number}"
+
+
+_JSONL_SOURCE = re.compile(r"(.+\.jsonl):\d+", re.IGNORECASE)
+
+
+def source_file(source: str) -> str:
+    """The file a report came from, read from its ``Document.source``: the source itself, or for a record of a .jsonl
+    file (``PATH:N``, :func:`jsonl_source`) the .jsonl file's path. A source a record names itself is returned as is."""
+    match = _JSONL_SOURCE.fullmatch(source)
+    return match.group(1) if match else source
+
+
 def _jsonl_document(line: str, number: int, path: str, file_id: str) -> Document:
     try:
         record = json.loads(line, strict=False)
@@ -350,5 +365,5 @@ def _jsonl_document(line: str, number: int, path: str, file_id: str) -> Document
         text=text,
         title=clip_title(title) if isinstance(title, str) and title.strip() else first_line(text),
         date=parse_date(date) if isinstance(date, str) else None,
-        source=source if isinstance(source, str) and source else f"{path}:{number}",
+        source=source if isinstance(source, str) and source else jsonl_source(path, number),
     )

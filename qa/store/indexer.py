@@ -18,7 +18,7 @@ import numpy as np
 from qa.chunking import Chunker
 from qa.models.encoder import Encoder
 from qa.errors import IndexCorrupt, IndexIncompatible, IndexNotFound
-from qa.ingest.files import IngestResult, Skipped, load_paths
+from qa.ingest.files import IngestResult, Skipped, load_paths, source_file
 from qa.models.files import resolve_device
 from qa.store.parallel import ChunkPool, Chunked, ChunkRows, chunk_reports, default_workers
 from qa.settings import Settings
@@ -135,7 +135,7 @@ class Indexer:
 
         def gone(doc: Document) -> bool:
             """A report whose file lies under the given paths and is no longer there (unreadable ones stay)."""
-            src = os.path.abspath(doc.source.split(":line")[0]) if doc.source else ""
+            src = os.path.abspath(source_file(doc.source)) if doc.source else ""
             if src in unreadable:
                 return False
             return any(src == r or src.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
