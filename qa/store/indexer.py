@@ -23,17 +23,13 @@ from qa.models.files import resolve_device
 from qa.store.parallel import ChunkPool, Chunked, ChunkRows, chunk_reports, default_workers
 from qa.settings import Settings
 from qa.store.bm25 import build_bm25
-from qa.store.index import (IndexData, IndexStore, check_expectations, content_hash, current_generation, read_manifest,
-                    write_generation, write_lock)
+from qa.store.dense import build_faiss, faiss_kind
+from qa.store.index import (IndexData, IndexStore, check_expectations, content_hash, current_generation,
+                            read_manifest, write_generation, write_lock)
 from qa.types import Document
 
 log = logging.getLogger(__name__)
 
-# Chunks above which exact search gives way to IVF with 8-bit scalar quantisation. benchmarks/large_corpus.py at
-# 100k chunks on 2 cores: exact search p50 14.6 ms (recall 1.0), IVF-SQ8 0.44 ms (recall@10 .968 against exact),
-# so with ~10 ms of query embedding only IVF keeps retrieval under 20 ms there; exact stays below 50k chunks.
-LARGE_CORPUS = 50_000
-IVF_NPROBE = 32
 CHUNK_SLICE = 256  # reports tokenised in one call
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -71,31 +67,42 @@ def manifest_expectations(encoder: Encoder, settings: Settings) -> dict:
             "chunking": settings.chunking.to_dict()}
 
 
-def build_faiss(vectors: np.ndarray, kind: str):
-    import faiss
+@dataclass(frozen=True)
+class Rows:
+    """Consecutive chunk rows of an index being assembled: each row's report (its position in the new list of
+    reports), chunk number in that report, character offsets, word pieces and vector."""
 
-    dim = vectors.shape[1]
-    if kind == "flat":
-        index = faiss.IndexFlatIP(dim)
-    elif kind == "hnsw":
-        index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = 80
-        index.hnsw.efSearch = 128
-    elif kind == "ivf_sq8":
-        n = len(vectors)
-        nlist = int(min(4096, max(16, np.sqrt(n))))
-        quantizer = faiss.IndexFlatIP(dim)
-        index = faiss.IndexIVFScalarQuantizer(quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit,
-                                              faiss.METRIC_INNER_PRODUCT)
-        rng = np.random.default_rng(0)
-        sample = vectors[rng.choice(n, min(n, 64 * nlist), replace=False)] if n > 64 * nlist else vectors
-        index.train(np.ascontiguousarray(sample, dtype=np.float32))
-        index.nprobe = IVF_NPROBE
-    else:
-        raise ValueError(f"unknown FAISS index type {kind!r}")
-    if len(vectors):
-        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-    return index
+    doc: np.ndarray
+    index: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    tokens: np.ndarray
+    vectors: np.ndarray  # float32 (n, dim)
+
+
+def _kept_rows(old: IndexStore, keep: list[Document]) -> Rows:
+    """The rows of ``old`` that belong to the reports ``keep`` (which come first in the new index, in this order)."""
+    pos_old = {d.id: i for i, d in enumerate(old.data.documents)}
+    old_pos = np.array([pos_old[d.id] for d in keep])
+    rows = np.flatnonzero(np.isin(old.data.chunk_doc, old_pos))
+    remap = np.full(len(old.data.documents), -1, dtype=np.int64)
+    remap[old_pos] = np.arange(len(keep))
+    data = old.data
+    return Rows(remap[data.chunk_doc[rows]], data.chunk_index[rows], data.chunk_start[rows], data.chunk_end[rows],
+                data.chunk_tokens[rows], np.asarray(data.vectors[rows], dtype=np.float32))
+
+
+def _concat(docs: list[Document], blocks: list[Rows], dim: int) -> IndexData:
+    """One IndexData from the rows of ``blocks``, in order."""
+
+    def cat(field_name: str, dtype) -> np.ndarray:
+        parts = [getattr(b, field_name) for b in blocks]
+        return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
+
+    vectors = (np.concatenate([b.vectors for b in blocks]).astype(np.float32) if blocks
+               else np.zeros((0, dim), np.float32))
+    return IndexData(docs, cat("doc", np.int32), cat("index", np.int32), cat("start", np.int64), cat("end", np.int64),
+                     cat("tokens", np.int32), vectors)
 
 
 class Indexer:
@@ -145,7 +152,8 @@ class Indexer:
         report.skipped = list(result.skipped)
         return report
 
-    def upsert(self, docs: Iterable[Document], *, progress: Progress | None = None, lock_wait_s: float = 30.0) -> IndexReport:
+    def upsert(self, docs: Iterable[Document], *, progress: Progress | None = None,
+               lock_wait_s: float = 30.0) -> IndexReport:
         """Add or replace reports, keeping every other report."""
         return self._write(list(docs), drop=lambda d: False, rebuild=False, progress=progress, lock_wait_s=lock_wait_s)
 
@@ -183,7 +191,7 @@ class Indexer:
                 report.seconds = time.perf_counter() - t0
                 return report  # nothing changed: no new generation
             data, terms = self._assemble(old, keep_docs, list(incoming.values()), progress, report, embedded or {})
-            kind = "flat" if len(data.chunk_doc) < LARGE_CORPUS else "ivf_sq8"
+            kind = faiss_kind(len(data.chunk_doc))
             if progress:
                 progress("search indexes", 0, 1)
             faiss_index = build_faiss(data.vectors, kind)
@@ -232,36 +240,10 @@ class Indexer:
                   progress: Progress | None, report: IndexReport,
                   embedded: Mapping[str, Embedded]) -> tuple[IndexData, list[list[str] | None]]:
         """The new index's arrays, and each chunk's BM25 terms where they were computed on the way (else None)."""
-        docs = keep + new
-        parts_doc, parts_idx, parts_s, parts_e, parts_t, parts_v = [], [], [], [], [], []
-        if old is not None and keep:
-            pos_old = {d.id: i for i, d in enumerate(old.data.documents)}
-            old_pos = np.array([pos_old[d.id] for d in keep])
-            rows = np.flatnonzero(np.isin(old.data.chunk_doc, old_pos))
-            remap = np.full(len(old.data.documents), -1, dtype=np.int64)
-            remap[old_pos] = np.arange(len(keep))
-            parts_doc.append(remap[old.data.chunk_doc[rows]])
-            parts_idx.append(old.data.chunk_index[rows])
-            parts_s.append(old.data.chunk_start[rows])
-            parts_e.append(old.data.chunk_end[rows])
-            parts_t.append(old.data.chunk_tokens[rows])
-            parts_v.append(np.asarray(old.data.vectors[rows], dtype=np.float32))
+        blocks = [_kept_rows(old, keep)] if old is not None and keep else []
+        terms: list[list[str] | None] = [None] * sum(len(b.doc) for b in blocks)  # BM25 terms, where known
         todo = [d for d in new if d.id not in embedded]
-        terms: list[list[str] | None] = [None] * sum(len(p) for p in parts_doc)  # BM25 terms, where known
-        workers = self.workers if len(todo) >= self.pool_min_reports else 1
-        fresh = None
-        if workers > 1:
-            try:
-                with ChunkPool(self.encoder.tokenizer, self.settings.chunking, workers) as pool:
-                    fresh = self._chunk_and_embed_pooled(pool, todo, progress)
-                    if terms:  # kept chunks: their BM25 terms on the pool too
-                        spans = zip(parts_doc[0].tolist(), parts_s[0].tolist(), parts_e[0].tolist())
-                        terms = list(pool.terms([keep[d].text[a:b] for d, a, b in spans]))
-            except BrokenProcessPool as e:  # a worker died (killed for memory, say): start over in this process
-                log.warning("chunking workers failed (%s); chunking in this process instead", e)
-                fresh, terms = None, [None] * len(terms)
-        if fresh is None:
-            fresh = self._chunk_and_embed(todo, progress)
+        fresh, terms = self._chunk_new(todo, keep, blocks, terms, progress)
         dim = self.encoder.dim
         for n, d in enumerate(new):
             if d.id in embedded:  # on a cluster: no BM25 terms came with it
@@ -270,19 +252,28 @@ class Indexer:
                 pre, doc_terms = fresh[d.id]
             report.chunks_embedded += len(pre.start)
             terms.extend(doc_terms)
-            parts_doc.append(np.full(len(pre.start), len(keep) + n, dtype=np.int64))
-            parts_idx.append(pre.index)
-            parts_s.append(pre.start)
-            parts_e.append(pre.end)
-            parts_t.append(pre.tokens)
-            parts_v.append(np.asarray(pre.vectors, dtype=np.float32).reshape(len(pre.start), dim))
+            blocks.append(Rows(np.full(len(pre.start), len(keep) + n, dtype=np.int64), pre.index, pre.start, pre.end,
+                               pre.tokens, np.asarray(pre.vectors, dtype=np.float32).reshape(len(pre.start), dim)))
+        return _concat(keep + new, blocks, dim), terms
 
-        def cat(parts, dtype):
-            return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
-
-        vectors = np.concatenate(parts_v).astype(np.float32) if parts_v else np.zeros((0, dim), np.float32)
-        return IndexData(docs, cat(parts_doc, np.int32), cat(parts_idx, np.int32), cat(parts_s, np.int64),
-                         cat(parts_e, np.int64), cat(parts_t, np.int32), vectors), terms
+    def _chunk_new(self, todo: list[Document], keep: list[Document], blocks: list[Rows],
+                   terms: list[list[str] | None], progress: Progress | None):
+        """Chunk and embed the reports ``todo``: on a pool of worker processes when there are many (which then also
+        computes the kept chunks' BM25 terms), else here. (report id -> (Embedded, its BM25 terms), ``terms``)."""
+        workers = self.workers if len(todo) >= self.pool_min_reports else 1
+        if workers > 1:
+            try:
+                with ChunkPool(self.encoder.tokenizer, self.settings.chunking, workers) as pool:
+                    fresh = self._chunk_and_embed_pooled(pool, todo, progress)
+                    if terms:  # kept chunks: their BM25 terms on the pool too
+                        kept = blocks[0]
+                        spans = zip(kept.doc.tolist(), kept.start.tolist(), kept.end.tolist())
+                        terms = list(pool.terms([keep[d].text[a:b] for d, a, b in spans]))
+                    return fresh, terms
+            except BrokenProcessPool as e:  # a worker died (killed for memory, say): start over in this process
+                log.warning("chunking workers failed (%s); chunking in this process instead", e)
+                terms = [None] * len(terms)
+        return self._chunk_and_embed(todo, progress), terms
 
     # --- chunking and embedding the new reports ---
     def _chunk_and_embed(self, todo: list[Document], progress: Progress | None) -> dict[str, tuple[Embedded, list]]:

@@ -212,10 +212,6 @@ def question_html(question: str) -> str:
     return f'<div class="qa-question">{esc(question)}</div>'
 
 
-def error_html(message: str) -> str:
-    return f'<div class="qa-error"><strong>Cannot answer:</strong> {esc(message)}</div>'
-
-
 def answer_text(answer: Answer, threshold: float | None = None, root: str | None = None) -> str:
     """``answer`` and its citations as plain text (for copying into an e-mail or a note)."""
     lines = [f"Q: {answer.question}"]
@@ -266,7 +262,7 @@ CSS = """
 .qa-report { position: relative; max-height: 22em; overflow-y: auto; padding: .5em; margin-top: .3em;
              white-space: normal; border: 1px solid var(--border-color-primary); border-radius: 4px; }
 .qa-passage { background: rgba(255, 224, 102, .25); outline: 1px dashed #c9a800; }
-.qa-notfound strong, .qa-error strong { color: #b42318; }
+.qa-notfound strong { color: #b42318; }
 .qa-fb { display: flex; flex-wrap: wrap; gap: .4em; align-items: center; margin-top: .6em; padding-top: .4em;
          border-top: 1px dashed var(--border-color-primary); }
 .qa-fb-b { border: 1px solid var(--border-color-primary); border-radius: 4px; padding: .1em .6em; cursor: pointer;
