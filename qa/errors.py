@@ -9,6 +9,10 @@ class BadQuestion(QAError, ValueError):
     """The question is empty, too long or has no words."""
 
 
+class BadFilter(QAError, ValueError):
+    """A search filter that cannot be read (a report date that is not YYYY, YYYY-MM or YYYY-MM-DD)."""
+
+
 class IndexNotFound(QAError):
     """There is no index where one was expected."""
 

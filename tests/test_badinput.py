@@ -24,6 +24,7 @@ from qa.ingest.files import DEFAULT_MAX_BYTES, load_file, load_paths
 from qa.settings import MAX_QUESTION_CHARS, Settings
 from qa.store.index import IndexStore
 from qa.types import Answer
+from qa.ui.service import ChatService
 
 from conftest import ROOT, SEED_QUESTION, write_tally
 from test_ingest import make_pdf, write_encrypted_pdf, write_zip_bomb
@@ -384,8 +385,7 @@ UPLOAD_NAMES = ["..\\..\\windows-style.txt", "..%2F..%2Fencoded.txt", "....txt",
 
 
 def test_upload_names_with_dotdot_are_neutralised(tmp_path, seed_index_copy):
-    """app.ChatService.load_upload / add_files: the id and source come from the file's own name, never a path."""
-    app = pytest.importorskip("app")
+    """ChatService.load_upload / add_files: the id and source come from the file's own name, never a path."""
     uploads = tmp_path / "uploads"
     (uploads / "sub").mkdir(parents=True)
     paths = []
@@ -397,7 +397,7 @@ def test_upload_names_with_dotdot_are_neutralised(tmp_path, seed_index_copy):
     paths.append(str(uploads / "sub" / ".." / ".." / "escaped.txt"))  # a path (not a name) with ".." segments
     TALLY["file:upload-dotdot-name"] += len(paths)
     before = sorted(p for p in tmp_path.rglob("*") if seed_index_copy not in p.parents and p != seed_index_copy)
-    service = app.ChatService(seed_index_copy, settings=Settings(), max_upload_mb=1)
+    service = ChatService(seed_index_copy, settings=Settings(), max_upload_mb=1)
     for path in paths:
         (doc,) = service.load_upload(path)
         assert re.fullmatch(r"[\w.-]+", doc.id, re.UNICODE) and not doc.id.startswith(".")

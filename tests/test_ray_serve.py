@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 import threading
 import time
 import urllib.error
@@ -26,11 +25,9 @@ from qa.settings import Settings
 from qa.store.index import IndexStore
 from qa.types import Document
 
-from conftest import ROOT, SEED_QUESTION, free_port
+from qa.serving.client import ask_backend
 
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-from app import ask_backend  # noqa: E402
+from conftest import SEED_QUESTION, free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
