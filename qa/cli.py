@@ -108,15 +108,29 @@ def cmd_score(args) -> int:
 
 
 def cmd_eval(args) -> int:
+    from qa.eval.evaluate import compare, format_compare, format_table, load_records
     from qa.eval.run import run_eval
 
-    return run_eval(args, _settings(args))
+    if args.compare:
+        cmp = compare(load_records(args.compare[0]), load_records(args.compare[1]))
+        print(json.dumps(cmp, indent=1) if args.json else format_compare(cmp))
+        return 0
+    summary = run_eval(args.questions, _settings(args), corpus=args.corpus, gold_context=args.gold_context,
+                       limit=args.limit, seed=args.seed, out=args.out, progress=not args.no_progress,
+                       index_named=args.index is not None)
+    if args.out:
+        print(f"wrote {Path(args.out)}/predictions.json, records.csv, summary.json, report.html", file=sys.stderr)
+    print(json.dumps(summary, indent=1) if args.json else format_table(
+        {k: v for k, v in summary.items() if k != "setting"}))
+    return 0
 
 
 def cmd_bench(args) -> int:
-    from qa.eval.bench import run_bench
+    from qa.eval.bench import format_bench, run_bench
 
-    return run_bench(args, _settings(args))
+    res = run_bench(_settings(args), corpus=args.corpus, questions=args.questions, work=args.work)
+    print(json.dumps(res, indent=1) if args.json else format_bench(res))
+    return 0
 
 
 def cmd_feedback(args) -> int:
@@ -160,17 +174,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     p.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = p.add_subparsers(dest="command", required=True)
+    _index_parser(sub)
+    _query_parsers(sub)
+    _eval_parsers(sub)
+    from qa.feedback.cli import add_parser as add_feedback_parser  # qa feedback list|stats|export|purge|delete
 
-    def common(sp, reader=False):
-        sp.add_argument("--index", default=None, help="index folder (default: index/, or $QA_INDEX_DIR)")
-        sp.add_argument("--device", default=None, help="auto (default), cpu or cuda")
-        sp.add_argument("--precision", default=None, choices=["auto", "fp32", "bf16", "fp16"],
-                        help="the models' arithmetic: auto (default: bf16 on a CPU that has it, fp16 on a GPU)")
-        if reader:
-            sp.add_argument("--reader", choices=["span", "rules"], default=None, help="answer reader (default span)")
-            sp.add_argument("-k", type=int, default=None, help="passages to read (default 5)")
-            sp.add_argument("--threshold", type=float, default=None, help="not-found confidence threshold")
+    add_feedback_parser(sub, _common).set_defaults(fn=cmd_feedback)
+    _serve_parser(sub)
+    return p
 
+
+def _common(sp, reader=False):
+    """The options every subcommand that opens the index takes (and the reader's, with ``reader``)."""
+    sp.add_argument("--index", default=None, help="index folder (default: index/, or $QA_INDEX_DIR)")
+    sp.add_argument("--device", default=None, help="auto (default), cpu or cuda")
+    sp.add_argument("--precision", default=None, choices=["auto", "fp32", "bf16", "fp16"],
+                    help="the models' arithmetic: auto (default: bf16 on a CPU that has it, fp16 on a GPU)")
+    if reader:
+        sp.add_argument("--reader", choices=["span", "rules"], default=None, help="answer reader (default span)")
+        sp.add_argument("-k", type=int, default=None, help="passages to read (default 5)")
+        sp.add_argument("--threshold", type=float, default=None, help="not-found confidence threshold")
+
+
+def _index_parser(sub) -> None:
     sp = sub.add_parser("index", help="index reports (files or folders); only new or changed ones are embedded")
     sp.add_argument("paths", nargs="+")
     sp.add_argument("--rebuild", action="store_true", help="re-embed everything")
@@ -184,23 +210,26 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--encoders", type=int, default=None, metavar="N",
                     help="with --ray: encoder actors (default: up to one per CPU, or per GPU with --gpu)")
     sp.add_argument("--gpu", action="store_true", help="with --ray: one GPU per encoder actor")
-    common(sp)
+    _common(sp)
     sp.set_defaults(fn=cmd_index)
 
+
+def _query_parsers(sub) -> None:
+    """ask, docs, remove, score."""
     sp = sub.add_parser("ask", help="answer a question from the index")
     sp.add_argument("question")
     sp.add_argument("--json", action="store_true", help="print Answer.to_dict() as JSON")
-    common(sp, reader=True)
+    _common(sp, reader=True)
     sp.set_defaults(fn=cmd_ask)
 
     sp = sub.add_parser("docs", help="list the reports in the index")
     sp.add_argument("--json", action="store_true")
-    common(sp)
+    _common(sp)
     sp.set_defaults(fn=cmd_docs)
 
     sp = sub.add_parser("remove", help="remove reports from the index by id")
     sp.add_argument("ids", nargs="+")
-    common(sp)
+    _common(sp)
     sp.set_defaults(fn=cmd_remove)
 
     sp = sub.add_parser("score", help="score a predictions file with the official SQuAD metric")
@@ -210,6 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true", help="accepted like the other commands: the output is JSON anyway")
     sp.set_defaults(fn=cmd_score)
 
+
+def _eval_parsers(sub) -> None:
+    """eval, bench."""
     sp = sub.add_parser("eval", help="evaluate on a question set (JSONL, CSV, SQuAD JSON, conversations)")
     sp.add_argument("questions", nargs="?")
     sp.add_argument("--corpus", default=None, help="index this corpus (cached) instead of using --index")
@@ -220,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", default=None, help="write predictions.json, records.csv and report.html here")
     sp.add_argument("--compare", nargs=2, metavar=("RUN_A", "RUN_B"), help="compare two --out folders")
     sp.add_argument("--no-progress", action="store_true")
-    common(sp, reader=True)
+    _common(sp, reader=True)
     sp.set_defaults(fn=cmd_eval)
 
     sp = sub.add_parser("bench", help="measure indexing speed, latency, cold start and memory")
@@ -228,14 +260,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--questions", type=int, default=50, help="questions for the latency figures")
     sp.add_argument("--json", action="store_true")
     sp.add_argument("--work", default=".cache/bench", help="scratch folder for the benchmark index")
-    common(sp, reader=True)
+    _common(sp, reader=True)
     sp.set_defaults(fn=cmd_bench)
 
-    from qa.feedback.cli import add_parser as add_feedback_parser  # qa feedback list|stats|export|purge|delete
 
-    add_feedback_parser(sub, common).set_defaults(fn=cmd_feedback)
-
-
+def _serve_parser(sub) -> None:
     sp = sub.add_parser("serve", help="answer questions over HTTP from replicas on a Ray cluster (Ray Serve)")
     sp.add_argument("--ray", action="store_true", help="deploy on Ray Serve (needs ray[serve])")
     sp.add_argument("--replicas", type=int, default=2, help="replicas of the assistant (default 2)")
@@ -243,9 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--port", type=int, default=8000)
     sp.add_argument("--ray-address", default=None, metavar="ADDR",
                     help="the cluster (auto on one of its nodes; default $RAY_ADDRESS, else a local one)")
-    common(sp, reader=True)
+    _common(sp, reader=True)
     sp.set_defaults(fn=cmd_serve)
-    return p
 
 
 def main(argv: list[str] | None = None) -> int:

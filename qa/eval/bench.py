@@ -48,58 +48,62 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_bench(args, settings: Settings) -> int:
-    from qa.models.encoder import Encoder
-    from qa.store.indexer import Indexer
-    from qa.ingest.files import load_paths
-    from qa.models.files import embedding_model_path
-
+def run_bench(settings: Settings, *, corpus: str | None = None, questions: int = 50,
+              work: str | Path = ".cache/bench") -> dict:
+    """Index ``corpus`` (default: ../shared/data/bbc-news when present, else seeds/) into ``work``/index and measure:
+    indexing against raw sentence-transformers encode, ask latency by stage over ``questions`` questions, cold start
+    and peak memory in a fresh process. The figures as one dict (``format_bench`` prints them)."""
     try:  # the reference the indexing ratio is measured against: say what to install before indexing anything
         import sentence_transformers  # noqa: F401
     except ImportError as e:
         raise QAError("qa bench compares with sentence-transformers, which is not installed: "
                       "pip install 'report-qa[bench]'") from e
-    corpus = args.corpus or _default_corpus()
-    work = Path(args.work)
+    from qa.ingest.files import load_paths
+
+    corpus = corpus or _default_corpus()
+    work = Path(work)
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
-    index_dir = work / "index"
-    s = settings.with_(index_dir=str(index_dir))
+    s = settings.with_(index_dir=str(work / "index"))
     res: dict = {"corpus": corpus, "settings": {"reader": s.reader, "k": s.k, "precision": s.precision,
                                                 "device": s.device}}
     docs = load_paths([corpus]).documents
     res["reports"] = len(docs)
+    store, encoder, res["indexing"] = _bench_indexing(s, corpus)
+    qs = _questions(docs, questions)
+    res.update(_bench_latency(s, store, encoder, qs))
+    res["peak_rss_mb_this_process"] = round(peak_rss_mb())
+    res.update(_bench_cold_start(s, qs[0]))
+    return res
 
-    # 1. indexing: the whole pipeline (chunk + embed + FAISS + BM25 + atomic write), then raw encode of the
-    #    same chunk texts with SentenceTransformer.encode, in the same process.
+
+def _bench_indexing(s: Settings, corpus: str):
+    """1. Indexing: the whole pipeline (chunk + embed + FAISS + BM25 + atomic write), then raw encode of the same
+    chunk texts with SentenceTransformer.encode, in the same process. (store, encoder, figures)."""
+    from sentence_transformers import SentenceTransformer
+
+    from qa.models.encoder import Encoder
+    from qa.models.files import embedding_model_path
+    from qa.store.index import IndexStore
+    from qa.store.indexer import Indexer
+
     encoder = Encoder(device=s.device, precision=s.precision)
     encoder.warm_up()
     encoder.encode(["warm up"])
     t0 = time.perf_counter()
     Indexer(s, encoder).sync([corpus])
     t_index = time.perf_counter() - t0
-    from qa.store.index import IndexStore
-
-    store = IndexStore.open(index_dir)
+    store = IndexStore.open(s.index_dir)
     texts = [store.chunk(i).text for i in range(len(store))]
     tokens = int(store.data.chunk_tokens.sum())
-    from sentence_transformers import SentenceTransformer
-
     st = SentenceTransformer(str(embedding_model_path()), device=encoder._device)
-    st.encode(texts[:64])
-    t0 = time.perf_counter()
-    st.encode(texts, batch_size=64)
-    t_raw = time.perf_counter() - t0
+    t_raw = _time_encode(st, texts)
     t_raw_same = None
     if encoder.resolved_precision != "fp32":  # the same arithmetic on both sides, for an honest second ratio
-        st = st.to(encoder.dtype)
-        st.encode(texts[:64])
-        t0 = time.perf_counter()
-        st.encode(texts, batch_size=64)
-        t_raw_same = time.perf_counter() - t0
+        t_raw_same = _time_encode(st.to(encoder.dtype), texts)
     del st
-    res["indexing"] = {
+    figures = {
         "chunks": len(texts), "tokens": tokens, "seconds": round(t_index, 2),
         "chunks_per_s": round(len(texts) / t_index, 1), "tokens_per_s": round(tokens / t_index),
         "raw_st_encode_seconds": round(t_raw, 2), "raw_st_chunks_per_s": round(len(texts) / t_raw, 1),
@@ -107,15 +111,25 @@ def run_bench(args, settings: Settings) -> int:
         "pipeline_precision": encoder.resolved_precision, "raw_st_precision": "fp32",
     }
     if t_raw_same is not None:
-        res["indexing"].update({"raw_st_same_precision_seconds": round(t_raw_same, 2),
-                                "pipeline_over_raw_encode_same_precision": round(t_index / t_raw_same, 3)})
+        figures.update({"raw_st_same_precision_seconds": round(t_raw_same, 2),
+                        "pipeline_over_raw_encode_same_precision": round(t_index / t_raw_same, 3)})
+    return store, encoder, figures
 
-    # 2. latency: ask end to end by stage, and retrieval alone
+
+def _time_encode(st, texts: list[str]) -> float:
+    """Seconds SentenceTransformer.encode takes over ``texts`` (after a warm-up batch)."""
+    st.encode(texts[:64])
+    t0 = time.perf_counter()
+    st.encode(texts, batch_size=64)
+    return time.perf_counter() - t0
+
+
+def _bench_latency(s: Settings, store, encoder, qs: list[str]) -> dict:
+    """2. Latency: ask end to end by stage, and retrieval alone."""
     from qa.assistant import Assistant, make_reader
 
     assistant = Assistant(store, encoder, make_reader(s), s)
     assistant.warm_up()
-    qs = _questions(docs, args.questions)
     for q in qs[:3]:
         assistant.ask(q)
     stages: dict[str, list[float]] = {}
@@ -129,38 +143,41 @@ def run_bench(args, settings: Settings) -> int:
         t0 = time.perf_counter()
         assistant.retrieve(q, s.k)
         retrieval.append((time.perf_counter() - t0) * 1e3)
-    res["ask_ms"] = {"n": len(qs), "p50": round(statistics.median(totals), 1), "p95": round(_pct(totals, 95), 1),
-                     "stages_p50": {k: round(statistics.median(v), 2) for k, v in stages.items() if k != "total"}}
-    res["retrieval_ms"] = {"p50": round(statistics.median(retrieval), 2), "p95": round(_pct(retrieval, 95), 2)}
-    res["peak_rss_mb_this_process"] = round(peak_rss_mb())
+    return {"ask_ms": {"n": len(qs), "p50": round(statistics.median(totals), 1), "p95": round(_pct(totals, 95), 1),
+                       "stages_p50": {k: round(statistics.median(v), 2) for k, v in stages.items() if k != "total"}},
+            "retrieval_ms": {"p50": round(statistics.median(retrieval), 2), "p95": round(_pct(retrieval, 95), 2)}}
 
-    # 3. cold start in a fresh process: open the index, load the models, answer one question
+
+def _bench_cold_start(s: Settings, question: str) -> dict:
+    """3. Cold start in a fresh process: open the index, load the models, answer one question."""
     code = ("import time; t=time.perf_counter(); from qa.assistant import Assistant; from qa.settings import Settings;"
-            f"a=Assistant.open({str(index_dir)!r}, settings=Settings(reader={s.reader!r}, device={s.device!r}, precision={s.precision!r}));"
-            f"a.ask({qs[0]!r}); import json;"
+            f"a=Assistant.open({str(s.index_dir)!r}, settings=Settings(reader={s.reader!r}, device={s.device!r}, "
+            f"precision={s.precision!r}));"
+            f"a.ask({question!r}); import json;"
             "hwm=[l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1];"
             "print(json.dumps({'cold_start_s': time.perf_counter()-t, 'peak_rss_mb': int(hwm)/1024}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    if out.returncode == 0:
-        cold = json.loads(out.stdout.strip().splitlines()[-1])
-        res["cold_start_s"] = round(cold["cold_start_s"], 2)
-        res["serving_peak_rss_mb"] = round(cold["peak_rss_mb"])
-    else:
-        res["cold_start_error"] = out.stderr.strip().splitlines()[-1:] or ["failed"]
-    if args.json:
-        print(json.dumps(res, indent=1))
-    else:
-        ix = res["indexing"]
-        print(f"corpus            {corpus}: {res['reports']} reports, {ix['chunks']} chunks, {ix['tokens']} tokens")
-        print(f"indexing          {ix['seconds']} s  ({ix['chunks_per_s']} chunks/s, {ix['tokens_per_s']} tokens/s)")
-        print(f"raw ST encode     {ix['raw_st_encode_seconds']} s  ({ix['raw_st_chunks_per_s']} chunks/s); "
-              f"pipeline / raw = {ix['pipeline_over_raw_encode']}")
-        if "raw_st_same_precision_seconds" in ix:
-            print(f"raw ST encode     {ix['raw_st_same_precision_seconds']} s in {ix['pipeline_precision']}; "
-                  f"pipeline / raw = {ix['pipeline_over_raw_encode_same_precision']}")
-        print(f"ask               p50 {res['ask_ms']['p50']} ms, p95 {res['ask_ms']['p95']} ms over {len(qs)} questions")
-        print("  stages p50      " + ", ".join(f"{k} {v} ms" for k, v in res["ask_ms"]["stages_p50"].items()))
-        print(f"retrieval only    p50 {res['retrieval_ms']['p50']} ms, p95 {res['retrieval_ms']['p95']} ms")
-        print(f"cold start        {res.get('cold_start_s', res.get('cold_start_error'))} s; serving peak RSS "
-              f"{res.get('serving_peak_rss_mb')} MB (bench process {res['peak_rss_mb_this_process']} MB)")
-    return 0
+    if out.returncode != 0:
+        return {"cold_start_error": out.stderr.strip().splitlines()[-1:] or ["failed"]}
+    cold = json.loads(out.stdout.strip().splitlines()[-1])
+    return {"cold_start_s": round(cold["cold_start_s"], 2), "serving_peak_rss_mb": round(cold["peak_rss_mb"])}
+
+
+def format_bench(res: dict) -> str:
+    """``run_bench``'s figures as the lines ``qa bench`` prints."""
+    ix = res["indexing"]
+    lines = [f"corpus            {res['corpus']}: {res['reports']} reports, {ix['chunks']} chunks, "
+             f"{ix['tokens']} tokens",
+             f"indexing          {ix['seconds']} s  ({ix['chunks_per_s']} chunks/s, {ix['tokens_per_s']} tokens/s)",
+             f"raw ST encode     {ix['raw_st_encode_seconds']} s  ({ix['raw_st_chunks_per_s']} chunks/s); "
+             f"pipeline / raw = {ix['pipeline_over_raw_encode']}"]
+    if "raw_st_same_precision_seconds" in ix:
+        lines.append(f"raw ST encode     {ix['raw_st_same_precision_seconds']} s in {ix['pipeline_precision']}; "
+                     f"pipeline / raw = {ix['pipeline_over_raw_encode_same_precision']}")
+    lines += [f"ask               p50 {res['ask_ms']['p50']} ms, p95 {res['ask_ms']['p95']} ms over "
+              f"{res['ask_ms']['n']} questions",
+              "  stages p50      " + ", ".join(f"{k} {v} ms" for k, v in res["ask_ms"]["stages_p50"].items()),
+              f"retrieval only    p50 {res['retrieval_ms']['p50']} ms, p95 {res['retrieval_ms']['p95']} ms",
+              f"cold start        {res.get('cold_start_s', res.get('cold_start_error'))} s; serving peak RSS "
+              f"{res.get('serving_peak_rss_mb')} MB (bench process {res['peak_rss_mb_this_process']} MB)"]
+    return "\n".join(lines)
