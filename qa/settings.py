@@ -8,6 +8,14 @@ from qa.chunking import ChunkSettings
 from qa.models.files import check_precision
 
 MAX_QUESTION_CHARS = 2000
+MAX_K = 100  # passages one question may read
+
+
+def check_k(k: int) -> int:
+    """``k`` (passages read per question), checked: 1 to MAX_K; ValueError otherwise."""
+    if not 1 <= k <= MAX_K:
+        raise ValueError(f"k must be between 1 and {MAX_K}")
+    return k
 
 
 @dataclass(frozen=True)
@@ -30,8 +38,7 @@ class Settings:
     index_workers: int = 0  # processes that chunk reports while indexing; 0: none on a CPU, most cores with a GPU
 
     def __post_init__(self) -> None:
-        if self.k < 1 or self.k > 100:
-            raise ValueError("k must be between 1 and 100")
+        check_k(self.k)
         if self.candidates < self.k:
             raise ValueError("candidates must be >= k")
         check_precision(self.precision, self.device)

@@ -139,17 +139,26 @@ def _summary_table(summary: dict) -> str:
     return "<table>" + "".join(rows) + "</table>"
 
 
+def _golds(r: Record, none: str) -> str:
+    """A record's gold answers, each once, or ``none`` for an unanswerable question."""
+    return " | ".join(dict.fromkeys(r.golds)) if r.golds else none
+
+
+def _row_start(r: Record) -> str:
+    """A table row's opening, coloured by the record's score (good: exact, bad: F1 0), with its id and question."""
+    cls = "good" if r.exact == 1.0 else ("bad" if r.f1 == 0.0 else "")
+    return f'<tr class="{cls}"><td>{html.escape(r.id)}</td><td>{html.escape(r.question)}</td>'
+
+
 def _records_table(records: Sequence[Record], max_rows: int) -> str:
     ordered = sorted(records, key=lambda r: (r.f1, -r.confidence))[:max_rows]
     head = ("<tr><th>id</th><th>question</th><th>gold</th><th>prediction</th><th>EM</th><th>F1</th>"
             "<th>confidence</th><th>gold rank</th><th>ms</th><th>type</th></tr>")
     rows = []
     for r in ordered:
-        golds = " | ".join(dict.fromkeys(r.golds)) if r.golds else "(no answer)"
-        cls = "good" if r.exact == 1.0 else ("bad" if r.f1 == 0.0 else "")
         rows.append(
-            f'<tr class="{cls}"><td>{html.escape(r.id)}</td><td>{html.escape(r.question)}</td>'
-            f"<td>{html.escape(golds)}</td><td>{html.escape(r.prediction) or '(no answer)'}</td>"
+            f"{_row_start(r)}<td>{html.escape(_golds(r, '(no answer)'))}</td>"
+            f"<td>{html.escape(r.prediction) or '(no answer)'}</td>"
             f"<td class=num>{r.exact:.0f}</td><td class=num>{r.f1:.2f}</td><td class=num>{r.confidence:.2f}</td>"
             f"<td class=num>{_num(r.gold_rank)}</td><td class=num>{r.latency_ms:.1f}</td>"
             f"<td>{html.escape(r.qtype)}</td></tr>")
@@ -167,12 +176,10 @@ def flagged_table(records: Sequence[Record], flagged: Mapping[str, Mapping]) -> 
         if f is None:
             continue
         old = f.get("old_answer")
-        golds = " | ".join(dict.fromkeys(r.golds)) if r.golds else "(not in the reports)"
-        cls = "good" if r.exact == 1.0 else ("bad" if r.f1 == 0.0 else "")
         rows.append(
-            f'<tr class="{cls}"><td>{html.escape(r.id)}</td><td>{html.escape(r.question)}</td>'
-            f"<td>{html.escape(str(f.get('verdict') or ''))}</td>"
-            f"<td>{html.escape(old) if old else '(not found)'}</td><td>{html.escape(golds)}</td>"
+            f"{_row_start(r)}<td>{html.escape(str(f.get('verdict') or ''))}</td>"
+            f"<td>{html.escape(old) if old else '(not found)'}</td>"
+            f"<td>{html.escape(_golds(r, '(not in the reports)'))}</td>"
             f"<td>{html.escape(r.prediction) or '(not found)'}</td><td class=num>{r.exact:.0f}</td>"
             f"<td class=num>{r.f1:.2f}</td></tr>")
     fixed = sum(1 for r in records if r.id in flagged and r.exact == 1.0)
