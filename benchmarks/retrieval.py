@@ -4,7 +4,7 @@
         [--precision auto|fp32|bf16]
 
 All 2,067 paragraphs are indexed (the same cached index `qa eval` builds); each question's gold paragraph is
-looked for in the top 1/5/10 chunks. Prints one JSON object; the README quotes it.
+looked for in the top 1/5/10 chunks. Prints one JSON object; docs/accuracy.md and docs/performance.md quote it.
 """
 from __future__ import annotations
 

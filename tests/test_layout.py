@@ -1,7 +1,8 @@
-"""The shape of the repository, checked: the library never imports its faces."""
+"""The shape of the repository, checked: the library never imports its faces, and the docs' links resolve."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -62,3 +63,31 @@ def test_the_layering_check_sees_upward_imports(tmp_path):
     src.parent.mkdir(parents=True)
     src.write_text("from ..cli import main\nfrom qa.ui import render\nimport app\n")
     assert {"qa.cli", "qa.cli.main", "qa.ui", "qa.ui.render", "app"} <= imported(src, tmp_path)
+
+
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "training" / "README.md"]
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_relative_links_in_the_docs_resolve(doc):
+    text = doc.read_text(encoding="utf-8")
+    text = re.sub(r"```.*?```", "", text, flags=re.S)  # code blocks hold no links
+    broken = []
+    for target in LINK.findall(text):
+        if re.match(r"[a-z][a-z0-9+.-]*:", target) or target.startswith("#"):
+            continue  # a URL (http:, mailto:) or an anchor on the same page
+        path = (doc.parent / target.split("#", 1)[0]).resolve()
+        if not path.exists():
+            broken.append(target)
+    assert broken == [], f"{doc.relative_to(ROOT)} links to missing files: {broken}"
+
+
+
+def test_the_readme_is_a_front_door():
+    """Short, and it shows the two commands (a pre-stop hook greps for them too); the detail lives in docs/."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(text.splitlines()) < 250
+    assert "make run" in text and "make test" in text
+    for doc in ("accuracy", "performance", "reliability", "architecture"):
+        assert f"docs/{doc}.md" in text

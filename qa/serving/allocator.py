@@ -2,7 +2,7 @@
 
 Under glibc's malloc a long-running server's resident memory creeps up: memory freed by the forward passes of many
 threads stays in glibc's per-thread arenas, fragmented, instead of going back to the system (measured with
-``benchmarks/serve_memory.py``: the README's Reliability section). jemalloc returns it. A library cannot change its
+``benchmarks/serve_memory.py``: docs/reliability.md). jemalloc returns it. A library cannot change its
 process's allocator, so the launcher (``app.py``, ``qa serve``) does it, once, before anything heavy is imported:
 it runs itself again with jemalloc preloaded. ``QA_ALLOCATOR=glibc`` keeps glibc's malloc.
 """
