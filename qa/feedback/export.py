@@ -24,7 +24,6 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from qa.errors import BadFeedback
 from qa.feedback.store import VERDICTS, Feedback, now_utc
 from qa.eval.metrics import QUESTION_TYPES, question_type
 from qa.types import Document
@@ -200,9 +199,3 @@ def read_flagged(path: str | Path) -> dict[str, dict]:
     if not lines or not isinstance(lines[0], dict) or (lines[0].get("provenance") or {}).get("source") != SOURCE:
         return {}
     return {q["id"]: {"verdict": q.get("verdict"), "old_answer": q.get("old_answer")} for q in lines[1:]}
-
-
-def check_format(fmt: str) -> str:
-    if fmt not in FORMATS:
-        raise BadFeedback(f"unknown format {fmt!r}; use jsonl or squad")
-    return fmt
