@@ -9,7 +9,7 @@ PORT   ?= 7860
 LOCKED ?= 1
 # Where torch comes from. Empty: the configured indexes (this machine has the CPU wheel 2.13.0+cpu on disk).
 # Elsewhere: TORCH_INDEX=https://download.pytorch.org/whl/cpu for the CPU build (what the lock pins), or, with
-# LOCKED=0, https://download.pytorch.org/whl/cu128 (or PyPI's default) for a CUDA build. README: "Install".
+# LOCKED=0, https://download.pytorch.org/whl/cu128 (or PyPI's default) for a CUDA build. docs/install.md.
 TORCH_INDEX ?=
 PIP_INSTALL = $(BIN)/python -m pip install -q $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
 ALL_EXTRAS := app,bench,ray,test,train
@@ -88,7 +88,7 @@ stress: install
 	$(BIN)/python -m pytest -m stress -p no:cacheprovider -s tests/stress
 
 # 10,000 questions from 20 clients through /chat while reports are added and removed; RSS every 100 questions
-# (README, "Reliability"). SOAK_QUESTIONS=1000 for a shorter run; SOAK_OUT=FILE keeps the curve as JSON.
+# (docs/reliability.md). SOAK_QUESTIONS=1000 for a shorter run; SOAK_OUT=FILE keeps the curve as JSON.
 SOAK_QUESTIONS ?= 10000
 soak: install
 	QA_SOAK=1 SOAK_QUESTIONS=$(SOAK_QUESTIONS) $(BIN)/python -m pytest -m stress -p no:cacheprovider -s tests/stress/test_soak.py

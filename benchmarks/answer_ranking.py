@@ -22,9 +22,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from qa.assistant import RETRIEVAL_LOGITS, Assistant, _compose_answer, _logit  # noqa: E402
-from qa.evalrun import corpus_index  # noqa: E402
-from qa.metrics import exact_score, f1_score, normalize_answer  # noqa: E402
-from qa.questions import load_questions, sample  # noqa: E402
+from qa.eval.run import corpus_index  # noqa: E402
+from qa.eval.metrics import exact_score, f1_score, normalize_answer  # noqa: E402
+from qa.eval.questions import load_questions, sample  # noqa: E402
 from qa.settings import Settings  # noqa: E402
 
 READ = 10

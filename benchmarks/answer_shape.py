@@ -5,7 +5,7 @@
 
 Each tuning question is read once by the shipped reader on its own paragraph, and once on that paragraph with the
 answer's sentences cut out (an unanswerable that looks answerable: ``training/reader_data.py``). Every setting of
-``qa.answer_types.choose`` is then applied to the same candidates, so settings differ only in how the answer is
+``qa.reading.answer_types.choose`` is then applied to the same candidates, so settings differ only in how the answer is
 picked. Prints one JSON object: per setting, answerable EM/F1 at the shipped threshold (a withheld answer scores 0),
 the share of cut paragraphs left unanswered, and the score the rule (benchmarks/results/answer-shape-rule.txt)
 ranks by.
@@ -23,11 +23,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "training"))
 
-from qa.answer_types import choose  # noqa: E402
+from qa.reading.answer_types import choose  # noqa: E402
 from qa.chunking import split_sentences  # noqa: E402
-from qa.decoding import Candidate  # noqa: E402
-from qa.metrics import exact_score, f1_score  # noqa: E402
-from qa.reader import SpanReader  # noqa: E402
+from qa.reading.decoding import Candidate  # noqa: E402
+from qa.eval.metrics import exact_score, f1_score  # noqa: E402
+from qa.reading.reader import SpanReader  # noqa: E402
 from qa.types import Chunk  # noqa: E402
 from reader_data import Example, add_removed_sentence_negatives  # noqa: E402
 

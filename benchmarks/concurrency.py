@@ -120,7 +120,7 @@ def arithmetic(index: Path) -> dict:
     import torch
 
     from qa.assistant import Assistant
-    from qa.models import resolve_precision
+    from qa.models.files import resolve_precision
 
     dtype = resolve_precision("auto", "cpu")
     a, b = torch.randn(16 * 256, 384).to(dtype), torch.randn(384, 1536).to(dtype)

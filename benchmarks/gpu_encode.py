@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     texts = (base * a.repeat)[: a.limit or None]
     n = len(texts)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from qa.embed import Encoder
+    from qa.models.encoder import Encoder
 
     res = {"paragraphs": n, "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"}
     ref = None
@@ -93,7 +93,7 @@ def _pipeline(enc, texts: list[str], workers: int) -> dict:
     import importlib.util
     import tempfile
 
-    from qa.indexer import Indexer, IndexReport
+    from qa.store.indexer import Indexer, IndexReport
     from qa.settings import Settings
     from qa.types import Document
 

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/host_side.py [--corpus ../shared/data/bbc-news] [--workers 1,2] [--repeat 3]
 
 Times loading the reports, then for each worker count: chunking every report with its BM25 terms (in this
-process for 1, on a ``ChunkPool`` of N forked workers otherwise: qa/parallel.py, as ``qa index --workers N``)
+process for 1, on a ``ChunkPool`` of N forked workers otherwise: qa/store/parallel.py, as ``qa index --workers N``)
 and building BM25 from those terms here. Medians over --repeat runs; one JSON object.
 """
 from __future__ import annotations
@@ -18,12 +18,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from qa.chunking import Chunker  # noqa: E402
-from qa.embed import Encoder  # noqa: E402
-from qa.indexer import CHUNK_SLICE  # noqa: E402
-from qa.ingest import load_paths  # noqa: E402
-from qa.parallel import ChunkPool, chunk_reports  # noqa: E402
+from qa.models.encoder import Encoder  # noqa: E402
+from qa.store.indexer import CHUNK_SLICE  # noqa: E402
+from qa.ingest.files import load_paths  # noqa: E402
+from qa.store.parallel import ChunkPool, chunk_reports  # noqa: E402
 from qa.settings import Settings  # noqa: E402
-from qa.sparse import build_bm25  # noqa: E402
+from qa.store.bm25 import build_bm25  # noqa: E402
 
 
 def _median_s(fn, repeat: int):

@@ -22,11 +22,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from qa.embed import Encoder  # noqa: E402
-from qa.indexer import build_faiss  # noqa: E402
-from qa.ingest import load_paths  # noqa: E402
-from qa.questions import load_questions  # noqa: E402
-from qa.sparse import bm25_scores, build_bm25  # noqa: E402
+from qa.models.encoder import Encoder  # noqa: E402
+from qa.store.dense import build_faiss  # noqa: E402
+from qa.ingest.files import load_paths  # noqa: E402
+from qa.eval.questions import load_questions  # noqa: E402
+from qa.store.bm25 import bm25_scores, build_bm25  # noqa: E402
 
 
 def rss_mb() -> float:
@@ -34,6 +34,68 @@ def rss_mb() -> float:
         if line.startswith("VmRSS"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def build_index(vecs: np.ndarray, kind: str):
+    """The library's FAISS index of ``kind``, or (for comparison only: the library does not build it) HNSW."""
+    if kind != "hnsw":
+        return build_faiss(vecs, kind)
+    import faiss
+
+    index = faiss.IndexHNSWFlat(vecs.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = 80
+    index.hnsw.efSearch = 128
+    index.add(np.ascontiguousarray(vecs, dtype=np.float32))
+    return index
+
+
+def vector_figures(n: int, vecs: np.ndarray, queries: np.ndarray) -> dict:
+    """Recall@10 against exact search, p50 latency, build time and memory of each FAISS index type over ``vecs``."""
+    import faiss
+
+    exact = faiss.IndexFlatIP(vecs.shape[1])
+    exact.add(vecs)
+    _, truth = exact.search(queries, 10)
+    res = {}
+    for kind in ("flat", "ivf_sq8", "hnsw"):
+        if kind == "hnsw" and n > 200_000:
+            continue  # building HNSW over 1M vectors takes too long on 2 cores for this benchmark
+        before = rss_mb()
+        t0 = time.perf_counter()
+        index = exact if kind == "flat" else build_index(vecs, kind)
+        build_s = time.perf_counter() - t0
+        mem = (rss_mb() - before) if kind != "flat" else vecs.nbytes / 2**20
+        lat = []
+        found = []
+        for q in queries:
+            t1 = time.perf_counter()
+            _, ids = index.search(q[None, :], 10)
+            lat.append((time.perf_counter() - t1) * 1e3)
+            found.append(ids[0])
+        recall = float(np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth)]))
+        res[kind] = {"recall@10_vs_exact": round(recall, 4), "p50_ms": round(statistics.median(lat), 2),
+                     "build_s": round(build_s, 1), "index_memory_mb": round(mem)}
+        print(n, kind, res[kind], file=sys.stderr)
+        if index is not exact:
+            del index
+    return res
+
+
+def bm25_figures(n: int, bbc_texts: list[str], qtexts: list[str]) -> dict:
+    """Build time and p50 latency (scores, then the top 50) of BM25 over ``n`` chunk texts."""
+    texts = [bbc_texts[i % len(bbc_texts)] for i in range(n)]
+    t0 = time.perf_counter()
+    bm = build_bm25(texts)
+    b_build = time.perf_counter() - t0
+    lat = []
+    for q in qtexts:
+        t1 = time.perf_counter()
+        s = bm25_scores(bm, q)
+        np.argpartition(-s, 50)[:50]
+        lat.append((time.perf_counter() - t1) * 1e3)
+    res = {"p50_ms": round(statistics.median(lat), 2), "build_s": round(b_build, 1)}
+    print(n, "bm25", res, file=sys.stderr)
+    return res
 
 
 def main(argv=None) -> int:
@@ -49,9 +111,9 @@ def main(argv=None) -> int:
     squad = load_questions(Path(a.shared) / "squad" / "dev-v1.1.json")
     bbc = load_paths([Path(a.shared) / "bbc-news"]).documents
     bbc_texts = [t for d in bbc for t in d.text.split("\n") if len(t.split()) > 8]
-    from qa.evalrun import corpus_index
+    from qa.eval.run import corpus_index
     from qa.settings import Settings
-    from qa.store import IndexStore
+    from qa.store.index import IndexStore
 
     t0 = time.perf_counter()
     base = np.asarray(IndexStore.open(corpus_index(squad, Settings(), progress=None).index_dir).data.vectors)
@@ -63,45 +125,10 @@ def main(argv=None) -> int:
         idx = rng.integers(0, len(base), n)
         vecs = base[idx] + rng.normal(0, 0.35 / np.sqrt(base.shape[1]), (n, base.shape[1])).astype(np.float32)
         vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
-        exact = faiss.IndexFlatIP(vecs.shape[1])
-        exact.add(vecs)
-        _, truth = exact.search(queries, 10)
-        res = {}
-        for kind in ("flat", "ivf_sq8", "hnsw"):
-            if kind == "hnsw" and n > 200_000:
-                continue  # building HNSW over 1M vectors takes too long on 2 cores for this benchmark
-            before = rss_mb()
-            t0 = time.perf_counter()
-            index = exact if kind == "flat" else build_faiss(vecs, kind)
-            build_s = time.perf_counter() - t0
-            mem = (rss_mb() - before) if kind != "flat" else vecs.nbytes / 2**20
-            lat = []
-            found = []
-            for q in queries:
-                t1 = time.perf_counter()
-                _, ids = index.search(q[None, :], 10)
-                lat.append((time.perf_counter() - t1) * 1e3)
-                found.append(ids[0])
-            recall = float(np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth)]))
-            res[kind] = {"recall@10_vs_exact": round(recall, 4), "p50_ms": round(statistics.median(lat), 2),
-                         "build_s": round(build_s, 1), "index_memory_mb": round(mem)}
-            print(n, kind, res[kind], file=sys.stderr)
-            if index is not exact:
-                del index
-        texts = [bbc_texts[i % len(bbc_texts)] for i in range(n)]
-        t0 = time.perf_counter()
-        bm = build_bm25(texts)
-        b_build = time.perf_counter() - t0
-        lat = []
-        for q in qtexts:
-            t1 = time.perf_counter()
-            s = bm25_scores(bm, q)
-            np.argpartition(-s, 50)[:50]
-            lat.append((time.perf_counter() - t1) * 1e3)
-        res["bm25"] = {"p50_ms": round(statistics.median(lat), 2), "build_s": round(b_build, 1)}
-        print(n, "bm25", res["bm25"], file=sys.stderr)
+        res = vector_figures(n, vecs, queries)
+        res["bm25"] = bm25_figures(n, bbc_texts, qtexts)
         out[str(n)] = res
-        del exact, vecs, bm, texts
+        del vecs
     out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     print(json.dumps(out, indent=1))
     return 0

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from qa.assistant import Assistant  # noqa: E402
-from qa.metrics import exact_score  # noqa: E402
+from qa.eval.metrics import exact_score  # noqa: E402
 
 
 def main(argv=None) -> int:

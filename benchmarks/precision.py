@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from qa.embed import Encoder  # noqa: E402
+from qa.models.encoder import Encoder  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -1,9 +1,9 @@
 """Resident memory of the span reader over many reads of varied passages, in one thread.
 
-    .venv/bin/python benchmarks/reader_memory.py lean   # the forward pass of qa/lean_bert.py, serving's only one
+    .venv/bin/python benchmarks/reader_memory.py lean   # the forward pass of qa/models/lean_bert.py, serving's only one
 
 Prints RSS (MB) after reads 0, 200, ..., 1000 and 1199, and the mean time of a read over the last 600. Written to
-look into the memory growth of the stress suite (README, "Reliability"); run from the repository root.
+look into the memory growth of the stress suite (docs/reliability.md); run from the repository root.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from qa.reader import SpanReader
+from qa.reading.reader import SpanReader
 from qa.types import Chunk
 
 READS = 1200

@@ -4,7 +4,7 @@
         [--precision auto|fp32|bf16]
 
 All 2,067 paragraphs are indexed (the same cached index `qa eval` builds); each question's gold paragraph is
-looked for in the top 1/5/10 chunks. Prints one JSON object; the README quotes it.
+looked for in the top 1/5/10 chunks. Prints one JSON object; docs/accuracy.md and docs/performance.md quote it.
 """
 from __future__ import annotations
 
@@ -17,12 +17,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from qa.embed import Encoder  # noqa: E402
-from qa.evalrun import corpus_index  # noqa: E402
-from qa.questions import load_questions, sample  # noqa: E402
+from qa.models.encoder import Encoder  # noqa: E402
+from qa.eval.run import corpus_index  # noqa: E402
+from qa.eval.questions import load_questions, sample  # noqa: E402
 from qa.retrieve import Retriever  # noqa: E402
 from qa.settings import Settings  # noqa: E402
-from qa.store import IndexStore  # noqa: E402
+from qa.store.index import IndexStore  # noqa: E402
 
 
 def main(argv=None) -> int:

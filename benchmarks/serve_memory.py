@@ -7,7 +7,7 @@ Each read embeds a varied question and reads five passages of 200-1,400 characte
 (so every read has other input widths), from ``--threads`` threads as Gradio's workers would. Every 100 reads it
 prints RSS, glibc's heap (``mallinfo2``: bytes in use, bytes free inside the arenas, mmapped), and with
 ``--tracemalloc`` the Python heap. ``--trim`` calls ``malloc_trim(0)`` every 100 reads. Run from the repository root
-(``PYTHONPATH`` picks the tree measured). The figures are in the README's Reliability section.
+(``PYTHONPATH`` picks the tree measured). The figures are in docs/reliability.md.
 """
 from __future__ import annotations
 
@@ -49,8 +49,8 @@ def rss_mb() -> float:
 
 
 def main() -> None:
-    from qa.embed import Encoder
-    from qa.reader import SpanReader
+    from qa.models.encoder import Encoder
+    from qa.reading.reader import SpanReader
     from qa.types import Chunk
 
     ap = argparse.ArgumentParser()

@@ -10,17 +10,17 @@ import time
 from collections.abc import Collection, Sequence
 from pathlib import Path
 
-from .embed import Encoder
-from .errors import BadQuestion, ModelNotFound
-from .followup import resolve_followup
-from .indexer import Indexer, manifest_expectations
-from .metrics import normalize_answer
-from .reader import Reader, SpanReader
-from .retrieve import Retriever
-from .rules_reader import RulesReader
-from .settings import Settings
-from .store import IndexStore, current_generation
-from .types import Answer, Chunk, Citation, Document, Hit, Span
+from qa.models.encoder import Encoder
+from qa.errors import BadQuestion, ModelNotFound
+from qa.followup import resolve_followup
+from qa.store.indexer import Indexer, manifest_expectations
+from qa.eval.metrics import normalize_answer
+from qa.reading.reader import Reader, SpanReader
+from qa.retrieve import Retriever
+from qa.reading.rules_reader import RulesReader
+from qa.settings import Settings, check_k
+from qa.store.index import IndexStore, current_generation
+from qa.types import Answer, Chunk, Citation, Document, Hit, Span
 
 log = logging.getLogger(__name__)
 
@@ -81,9 +81,7 @@ class Assistant:
     @property
     def threshold(self) -> float:
         """The confidence below which the answer is "not found" (the setting, else the reader's calibrated one)."""
-        if self.settings.not_found_threshold is not None:
-            return self.settings.not_found_threshold
-        return float(getattr(self.reader, "default_threshold", 0.5))
+        return not_found_threshold(self.settings, self.reader)
 
     @property
     def store(self) -> IndexStore:
@@ -96,9 +94,9 @@ class Assistant:
             self.reader.warm_up()
 
     def batch_concurrent(self, wait_ms: float = 5.0) -> None:
-        """Let concurrent ``ask`` calls share the models' forward passes (``qa/batching.py``), for servers: each
+        """Let concurrent ``ask`` calls share the models' forward passes (``qa/serving/batching.py``), for servers: each
         answer stays the one ``ask`` gives alone. A reader that cannot batch (the rules reader) is left as it is."""
-        from .batching import BatchedEncoder, BatchedReader, can_batch
+        from qa.serving.batching import BatchedEncoder, BatchedReader, can_batch
 
         if can_batch(self.reader) and not isinstance(self.reader, BatchedReader):
             self.reader = BatchedReader(self.reader, wait_ms=wait_ms)
@@ -134,9 +132,7 @@ class Assistant:
         """
         t_start = time.perf_counter()
         q = check_question(question, self.settings.max_question_chars)
-        k = k or self.settings.k
-        if not 1 <= k <= 100:
-            raise ValueError("k must be between 1 and 100")
+        k = check_k(k or self.settings.k)
         threshold = self.threshold if threshold is None else threshold
         if not 0.0 <= threshold <= 1.0:
             raise ValueError("threshold must be between 0 and 1")
@@ -169,14 +165,21 @@ class Assistant:
         return ids
 
 
+def not_found_threshold(settings: Settings, reader: Reader) -> float:
+    """The confidence below which an answer is "not found": ``settings.not_found_threshold``, else the reader's
+    calibrated ``default_threshold`` (0.5 for a reader without one)."""
+    if settings.not_found_threshold is not None:
+        return settings.not_found_threshold
+    return float(getattr(reader, "default_threshold", 0.5))
+
+
 class GoldContextReader:
     """The reader alone, on a given passage: ``read(question, context) -> Answer`` (no index needed)."""
 
     def __init__(self, reader: Reader, settings: Settings) -> None:
         self.reader = reader
         self.settings = settings
-        self.threshold = (settings.not_found_threshold if settings.not_found_threshold is not None
-                          else float(getattr(reader, "default_threshold", 0.5)))
+        self.threshold = not_found_threshold(settings, reader)
 
     def read(self, question: str, context: str) -> Answer:
         q = check_question(question, self.settings.max_question_chars)
@@ -204,7 +207,7 @@ def _compose_answer(question: str, hits: Sequence[Hit], spans: Sequence[Span], d
     A span's rank is its answer/no-answer margin (the logit of its confidence) plus up to
     ``RETRIEVAL_LOGITS x retrieval_weight`` for its passage's retrieval score relative to the best passage's. Ranking by
     margins, not by confidences, keeps passages apart when several readings are all near-certain
-    (``benchmarks/answer_ranking.py``, SQuAD open corpus: see the README's Accuracy section). Only spans at or above
+    (``benchmarks/answer_ranking.py``, SQuAD open corpus: see docs/accuracy.md). Only spans at or above
     ``threshold`` can be the answer, so a retrieval bonus never turns a confident answer into "not found". The rules
     reader's scores are not probabilities; their logit is only an order-keeping scale, with the same bonus.
     """

@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
-from .types import Chunk, Document
+from qa.types import Chunk, Document
 
 Tokenize = Callable[[str], tuple[list[int], list[tuple[int, int]]]]
 TokenizeMany = Callable[[list[str]], list[tuple[list[int], list[tuple[int, int]]]]]

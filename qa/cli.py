@@ -8,30 +8,12 @@ import os
 import sys
 from pathlib import Path
 
-from .errors import QAError
-
-
-def _progress_bar():
-    """A progress callback drawing one tqdm bar per stage on stderr."""
-    from tqdm.auto import tqdm
-
-    bars: dict[str, object] = {}
-
-    def update(stage: str, done: int, total: int) -> None:
-        bar = bars.get(stage)
-        if bar is None:
-            bar = bars[stage] = tqdm(total=total, desc=stage, unit="", file=sys.stderr, leave=False,
-                                     disable=total < 2 and stage != "embedding")
-        bar.n = done
-        bar.refresh()
-        if done >= total:
-            bar.close()
-
-    return update
+from qa.errors import QAError
+from qa.progress import progress_bar
 
 
 def _settings(args):
-    from .settings import Settings
+    from qa.settings import Settings
 
     over = {"index_dir": getattr(args, "index", None), "reader": getattr(args, "reader", None),
             "device": getattr(args, "device", None), "precision": getattr(args, "precision", None),
@@ -44,16 +26,16 @@ def _settings(args):
 
 
 def cmd_index(args) -> int:
-    from .indexer import Indexer
+    from qa.store.indexer import Indexer
 
     for p in args.paths:
         if not os.path.lexists(p):
             raise QAError(f"no such file or folder: {p}")
-    progress = None if args.quiet else _progress_bar()
+    progress = None if args.quiet else progress_bar()
     if args.ray and args.workers is not None:
         raise QAError("--workers is for indexing on this machine; with --ray, --encoders sets the parallelism")
     if args.ray:
-        from .distributed import ray_sync
+        from qa.store.distributed import ray_sync
 
         report = ray_sync(_settings(args), args.paths, address=args.ray_address, num_encoders=args.encoders,
                           use_gpu=args.gpu, rebuild=args.rebuild, progress=progress)
@@ -68,7 +50,7 @@ def cmd_index(args) -> int:
 
 
 def cmd_ask(args) -> int:
-    from .assistant import Assistant
+    from qa.assistant import Assistant
 
     settings = _settings(args)
     answer = Assistant.open(settings.index_dir, settings=settings).ask(args.question, k=args.k)
@@ -87,7 +69,7 @@ def cmd_ask(args) -> int:
 
 
 def cmd_docs(args) -> int:
-    from .store import IndexStore
+    from qa.store.index import IndexStore
 
     store = IndexStore.open(_settings(args).index_dir)
     counts = store.chunk_counts()
@@ -103,8 +85,8 @@ def cmd_docs(args) -> int:
 
 
 def cmd_remove(args) -> int:
-    from .indexer import Indexer
-    from .store import IndexStore
+    from qa.store.indexer import Indexer
+    from qa.store.index import IndexStore
 
     settings = _settings(args)
     known = set(IndexStore.open(settings.index_dir).documents)
@@ -116,7 +98,7 @@ def cmd_remove(args) -> int:
 
 
 def cmd_score(args) -> int:
-    from .metrics import score_predictions, squad_gold
+    from qa.eval.metrics import score_predictions, squad_gold
 
     gold = squad_gold(json.loads(Path(args.dataset).read_text(encoding="utf-8")))
     preds = json.loads(Path(args.predictions).read_text(encoding="utf-8"))
@@ -126,19 +108,33 @@ def cmd_score(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .evalrun import run_eval
+    from qa.eval.evaluate import compare, format_compare, format_table, load_records
+    from qa.eval.run import run_eval
 
-    return run_eval(args, _settings(args))
+    if args.compare:
+        cmp = compare(load_records(args.compare[0]), load_records(args.compare[1]))
+        print(json.dumps(cmp, indent=1) if args.json else format_compare(cmp))
+        return 0
+    summary = run_eval(args.questions, _settings(args), corpus=args.corpus, gold_context=args.gold_context,
+                       limit=args.limit, seed=args.seed, out=args.out, progress=not args.no_progress,
+                       index_named=args.index is not None)
+    if args.out:
+        print(f"wrote {Path(args.out)}/predictions.json, records.csv, summary.json, report.html", file=sys.stderr)
+    print(json.dumps(summary, indent=1) if args.json else format_table(
+        {k: v for k, v in summary.items() if k != "setting"}))
+    return 0
 
 
 def cmd_bench(args) -> int:
-    from .bench import run_bench
+    from qa.eval.bench import format_bench, run_bench
 
-    return run_bench(args, _settings(args))
+    res = run_bench(_settings(args), corpus=args.corpus, questions=args.questions, work=args.work)
+    print(json.dumps(res, indent=1) if args.json else format_bench(res))
+    return 0
 
 
 def cmd_feedback(args) -> int:
-    from .feedback_cli import run
+    from qa.feedback.cli import run
 
     return run(args, _settings(args))
 
@@ -148,9 +144,9 @@ def cmd_serve(args) -> int:
         raise QAError("qa serve runs replicas on Ray Serve: add --ray (for one process, run app.py)")
     if args.replicas < 1:
         raise QAError("--replicas must be >= 1")
-    from .allocator import relaunch_with_jemalloc
-    from .serve import run
-    from .store import current_generation
+    from qa.serving.allocator import relaunch_with_jemalloc
+    from qa.serving.ray_serve import run
+    from qa.store.index import current_generation
 
     if args.argv is None:  # run as the command (not main(argv) from Python): restart it with jemalloc preloaded,
         relaunch_with_jemalloc(["-m", "qa", *sys.argv[1:]])  # which a local cluster's replicas inherit
@@ -178,17 +174,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     p.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = p.add_subparsers(dest="command", required=True)
+    _index_parser(sub)
+    _query_parsers(sub)
+    _eval_parsers(sub)
+    from qa.feedback.cli import add_parser as add_feedback_parser  # qa feedback list|stats|export|purge|delete
 
-    def common(sp, reader=False):
-        sp.add_argument("--index", default=None, help="index folder (default: index/, or $QA_INDEX_DIR)")
-        sp.add_argument("--device", default=None, help="auto (default), cpu or cuda")
-        sp.add_argument("--precision", default=None, choices=["auto", "fp32", "bf16", "fp16"],
-                        help="the models' arithmetic: auto (default: bf16 on a CPU that has it, fp16 on a GPU)")
-        if reader:
-            sp.add_argument("--reader", choices=["span", "rules"], default=None, help="answer reader (default span)")
-            sp.add_argument("-k", type=int, default=None, help="passages to read (default 5)")
-            sp.add_argument("--threshold", type=float, default=None, help="not-found confidence threshold")
+    add_feedback_parser(sub, _common).set_defaults(fn=cmd_feedback)
+    _serve_parser(sub)
+    return p
 
+
+def _common(sp, reader=False):
+    """The options every subcommand that opens the index takes (and the reader's, with ``reader``)."""
+    sp.add_argument("--index", default=None, help="index folder (default: index/, or $QA_INDEX_DIR)")
+    sp.add_argument("--device", default=None, help="auto (default), cpu or cuda")
+    sp.add_argument("--precision", default=None, choices=["auto", "fp32", "bf16", "fp16"],
+                    help="the models' arithmetic: auto (default: bf16 on a CPU that has it, fp16 on a GPU)")
+    if reader:
+        sp.add_argument("--reader", choices=["span", "rules"], default=None, help="answer reader (default span)")
+        sp.add_argument("-k", type=int, default=None, help="passages to read (default 5)")
+        sp.add_argument("--threshold", type=float, default=None, help="not-found confidence threshold")
+
+
+def _index_parser(sub) -> None:
     sp = sub.add_parser("index", help="index reports (files or folders); only new or changed ones are embedded")
     sp.add_argument("paths", nargs="+")
     sp.add_argument("--rebuild", action="store_true", help="re-embed everything")
@@ -202,23 +210,26 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--encoders", type=int, default=None, metavar="N",
                     help="with --ray: encoder actors (default: up to one per CPU, or per GPU with --gpu)")
     sp.add_argument("--gpu", action="store_true", help="with --ray: one GPU per encoder actor")
-    common(sp)
+    _common(sp)
     sp.set_defaults(fn=cmd_index)
 
+
+def _query_parsers(sub) -> None:
+    """ask, docs, remove, score."""
     sp = sub.add_parser("ask", help="answer a question from the index")
     sp.add_argument("question")
     sp.add_argument("--json", action="store_true", help="print Answer.to_dict() as JSON")
-    common(sp, reader=True)
+    _common(sp, reader=True)
     sp.set_defaults(fn=cmd_ask)
 
     sp = sub.add_parser("docs", help="list the reports in the index")
     sp.add_argument("--json", action="store_true")
-    common(sp)
+    _common(sp)
     sp.set_defaults(fn=cmd_docs)
 
     sp = sub.add_parser("remove", help="remove reports from the index by id")
     sp.add_argument("ids", nargs="+")
-    common(sp)
+    _common(sp)
     sp.set_defaults(fn=cmd_remove)
 
     sp = sub.add_parser("score", help="score a predictions file with the official SQuAD metric")
@@ -228,6 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true", help="accepted like the other commands: the output is JSON anyway")
     sp.set_defaults(fn=cmd_score)
 
+
+def _eval_parsers(sub) -> None:
+    """eval, bench."""
     sp = sub.add_parser("eval", help="evaluate on a question set (JSONL, CSV, SQuAD JSON, conversations)")
     sp.add_argument("questions", nargs="?")
     sp.add_argument("--corpus", default=None, help="index this corpus (cached) instead of using --index")
@@ -238,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", default=None, help="write predictions.json, records.csv and report.html here")
     sp.add_argument("--compare", nargs=2, metavar=("RUN_A", "RUN_B"), help="compare two --out folders")
     sp.add_argument("--no-progress", action="store_true")
-    common(sp, reader=True)
+    _common(sp, reader=True)
     sp.set_defaults(fn=cmd_eval)
 
     sp = sub.add_parser("bench", help="measure indexing speed, latency, cold start and memory")
@@ -246,14 +260,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--questions", type=int, default=50, help="questions for the latency figures")
     sp.add_argument("--json", action="store_true")
     sp.add_argument("--work", default=".cache/bench", help="scratch folder for the benchmark index")
-    common(sp, reader=True)
+    _common(sp, reader=True)
     sp.set_defaults(fn=cmd_bench)
 
-    from .feedback_cli import add_parser as add_feedback_parser  # qa feedback list|stats|export|purge|delete
 
-    add_feedback_parser(sub, common).set_defaults(fn=cmd_feedback)
-
-
+def _serve_parser(sub) -> None:
     sp = sub.add_parser("serve", help="answer questions over HTTP from replicas on a Ray cluster (Ray Serve)")
     sp.add_argument("--ray", action="store_true", help="deploy on Ray Serve (needs ray[serve])")
     sp.add_argument("--replicas", type=int, default=2, help="replicas of the assistant (default 2)")
@@ -261,9 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--port", type=int, default=8000)
     sp.add_argument("--ray-address", default=None, metavar="ADDR",
                     help="the cluster (auto on one of its nodes; default $RAY_ADDRESS, else a local one)")
-    common(sp, reader=True)
+    _common(sp, reader=True)
     sp.set_defaults(fn=cmd_serve)
-    return p
 
 
 def main(argv: list[str] | None = None) -> int:

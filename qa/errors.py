@@ -9,6 +9,10 @@ class BadQuestion(QAError, ValueError):
     """The question is empty, too long or has no words."""
 
 
+class BadFilter(QAError, ValueError):
+    """A search filter that cannot be read (a report date that is not YYYY, YYYY-MM or YYYY-MM-DD)."""
+
+
 class IndexNotFound(QAError):
     """There is no index where one was expected."""
 
@@ -50,4 +54,4 @@ class Busy(QAError):
 
 
 class ModelUnsupported(QAError):
-    """A model folder whose architecture or settings the lean forward pass (qa/lean_bert.py) does not implement."""
+    """A model folder whose architecture or settings the lean forward pass (qa/models/lean_bert.py) does not implement."""

@@ -10,9 +10,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .answer_types import ENTITY
-from .sparse import tokenize
-from .types import Answer
+from qa.reading.answer_types import ENTITY
+from qa.store.bm25 import tokenize
+from qa.types import Answer
 
 _PRONOUN = re.compile(r"\b(it|its|they|them|their|he|him|his|she|her|this|that|these|those|there)\b", re.IGNORECASE)
 _PERSONAL = {"they", "them", "their", "he", "him", "his", "she", "her"}

@@ -9,11 +9,12 @@ from collections.abc import Collection
 
 import numpy as np
 
-from .embed import Encoder
-from .settings import Settings
-from .sparse import bm25_scores
-from .store import IndexStore
-from .types import Hit
+from qa.models.encoder import Encoder
+from qa.settings import Settings
+from qa.store.bm25 import bm25_scores
+from qa.store.dense import dense_candidates
+from qa.store.index import IndexStore
+from qa.types import Hit
 
 
 class Retriever:
@@ -38,9 +39,9 @@ class Retriever:
         t1 = time.perf_counter()
         sparse = bm25_scores(self.store.bm25, query)
         t2 = time.perf_counter()
-        dense_ids = self._dense_candidates(qv, allowed)
-        t3 = time.perf_counter()
         cand_n = min(self.settings.candidates, n)
+        dense_ids = dense_candidates(self.store.faiss_index, self.store.data.vectors, qv, cand_n, allowed)
+        t3 = time.perf_counter()
         if allowed is not None:
             masked = np.full(n, -np.inf, dtype=np.float32)
             masked[allowed] = sparse[allowed]
@@ -60,25 +61,6 @@ class Retriever:
         t.update({"embed": (t1 - t0) * 1e3, "bm25": (t2 - t1) * 1e3, "dense_search": (t3 - t2) * 1e3,
                   "fusion": (t4 - t3) * 1e3})
         return hits
-
-    def _dense_candidates(self, qv: np.ndarray, allowed: np.ndarray | None) -> np.ndarray:
-        cand_n = min(self.settings.candidates, len(self.store))
-        if allowed is not None and len(allowed) <= 50_000:
-            scores = np.asarray(self.store.data.vectors[allowed], dtype=np.float32) @ qv
-            top = np.argsort(-scores)[:cand_n]
-            return allowed[top]
-        if allowed is not None:
-            import faiss
-
-            sel = faiss.IDSelectorBatch(allowed.astype(np.int64))
-            ivf = faiss.try_extract_index_ivf(self.store.faiss_index)
-            params = (faiss.SearchParametersIVF(sel=sel, nprobe=ivf.nprobe) if ivf is not None
-                      else faiss.SearchParameters(sel=sel))
-            _, ids = self.store.faiss_index.search(qv[None, :], cand_n, params=params)
-        else:
-            _, ids = self.store.faiss_index.search(qv[None, :], cand_n)
-        ids = ids[0]
-        return ids[ids >= 0]
 
     def _fuse(self, dense: np.ndarray, sparse: np.ndarray, dense_ids: np.ndarray, sparse_ids: np.ndarray,
               cand: np.ndarray) -> np.ndarray:

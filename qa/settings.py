@@ -4,17 +4,25 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field, replace
 
-from .chunking import ChunkSettings
-from .models import check_precision
+from qa.chunking import ChunkSettings
+from qa.models.files import check_precision
 
 MAX_QUESTION_CHARS = 2000
+MAX_K = 100  # passages one question may read
+
+
+def check_k(k: int) -> int:
+    """``k`` (passages read per question), checked: 1 to MAX_K; ValueError otherwise."""
+    if not 1 <= k <= MAX_K:
+        raise ValueError(f"k must be between 1 and {MAX_K}")
+    return k
 
 
 @dataclass(frozen=True)
 class Settings:
     index_dir: str = "index"
     device: str = "auto"  # auto | cpu | cuda[:N]
-    precision: str = "auto"  # auto | fp32 | bf16 | fp16: the models' arithmetic (qa/models.py resolve_precision)
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16: the models' arithmetic (qa/models/files.py resolve_precision)
     chunking: ChunkSettings = field(default_factory=ChunkSettings)
     k: int = 5  # passages read per question
     candidates: int = 50  # taken from each retriever before fusion
@@ -30,8 +38,7 @@ class Settings:
     index_workers: int = 0  # processes that chunk reports while indexing; 0: none on a CPU, most cores with a GPU
 
     def __post_init__(self) -> None:
-        if self.k < 1 or self.k > 100:
-            raise ValueError("k must be between 1 and 100")
+        check_k(self.k)
         if self.candidates < self.k:
             raise ValueError("candidates must be >= k")
         check_precision(self.precision, self.device)

@@ -100,7 +100,7 @@ def need_shared(*parts: str) -> Path:
 def damaged_model(tmp_path: Path, monkeypatch, kind: str, file: str, change) -> Path:
     """A copy of the embedding or reader model (``kind``) under ``tmp_path`` with ``file`` rewritten as
     ``change(its bytes)``, selected through QA_EMBEDDING_MODEL / QA_READER_MODEL; returns the damaged file."""
-    from qa.models import embedding_model_path, reader_model_path
+    from qa.models.files import embedding_model_path, reader_model_path
 
     src, var = {"embedding": (embedding_model_path, "QA_EMBEDDING_MODEL"),
                 "reader": (reader_model_path, "QA_READER_MODEL")}[kind]
@@ -114,7 +114,7 @@ def damaged_model(tmp_path: Path, monkeypatch, kind: str, file: str, change) -> 
 
 @pytest.fixture(scope="session")
 def encoder():
-    from qa.embed import Encoder
+    from qa.models.encoder import Encoder
 
     return Encoder()
 
@@ -122,7 +122,7 @@ def encoder():
 @pytest.fixture(scope="session")
 def seed_index(tmp_path_factory, encoder) -> Path:
     """An index of seeds/, built once per test session (read-only: copy it before changing it)."""
-    from qa.indexer import Indexer
+    from qa.store.indexer import Indexer
     from qa.settings import Settings
 
     root = tmp_path_factory.mktemp("seed-index") / "index"
@@ -139,7 +139,7 @@ def seed_index_copy(seed_index, tmp_path) -> Path:
 
 @pytest.fixture(scope="session")
 def span_reader():
-    from qa.reader import SpanReader
+    from qa.reading.reader import SpanReader
 
     r = SpanReader()
     r.warm_up()

@@ -1,4 +1,4 @@
-"""Answer kinds, list answers and the choice of a passage's answer (qa/answer_types.py), with the real reader."""
+"""Answer kinds, list answers and the choice of a passage's answer (qa/reading/answer_types.py), with the real reader."""
 from __future__ import annotations
 
 import json
@@ -6,10 +6,10 @@ import json
 import pytest
 from conftest import DATA, SEEDS, need_shared
 
-from qa.answer_types import asks_for_list, choose, expected_kind, fits, list_span
+from qa.reading.answer_types import asks_for_list, choose, expected_kind, fits, list_span
 from qa.chunking import split_sentences
-from qa.decoding import Candidate
-from qa.metrics import exact_score
+from qa.reading.decoding import Candidate
+from qa.eval.metrics import exact_score
 
 SEED_TEXT = (SEEDS / "iraq-trafficking-networks.txt").read_text(encoding="utf-8")
 
@@ -138,7 +138,7 @@ def test_seed_list_questions_answered_whole(seed_assistant):
 @pytest.mark.shared
 def test_bbc_list_questions_answered_whole(tmp_path, encoder, span_reader):
     from qa.assistant import Assistant
-    from qa.indexer import Indexer
+    from qa.store.indexer import Indexer
     from qa.settings import Settings
 
     bbc = need_shared("data", "bbc-news")

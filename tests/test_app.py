@@ -19,10 +19,10 @@ if str(ROOT) not in sys.path:  # app.py lives at the repository root, beside qa/
     sys.path.insert(0, str(ROOT))
 
 import app  # noqa: E402
-from qa.chat import (REPORT_COLUMNS, answer_html, answer_text, esc, excerpt, feedback_html, highlight,  # noqa: E402
-                     replace_feedback, report_rows, source_html)
+from qa.ui.render import (REPORT_COLUMNS, answer_html, answer_text, esc, excerpt, feedback_html,  # noqa: E402
+                          highlight, question_html, replace_feedback, report_rows, source_html)
 from qa.settings import Settings  # noqa: E402
-from qa.store import current_generation  # noqa: E402
+from qa.store.index import current_generation  # noqa: E402
 from qa.types import Answer, Citation, Document  # noqa: E402
 
 INJECTION = ('<script>alert(1)</script> <img src=x onerror="alert(2)"> ![x](http://198.51.100.7/p.png) '
@@ -128,7 +128,7 @@ def test_injected_report_renders_as_text():
     for active in ("<script", "<img", "<a ", "<b>", "](", "javascript:", "http://", "www.", "$$"):
         assert active not in out
     assert unrender(re.sub(r"<[^>]+>", "", out)).count("<script>alert(1)</script>") == 4  # 2 copies: quote + report
-    assert app.question_html(ans.question) == (
+    assert question_html(ans.question) == (
         '<div class="qa-question">&#60;img src&#61;x onerror&#61;alert&#40;7&#41;&#62;?</div>')
 
 
@@ -171,14 +171,6 @@ def test_reports_table_counts_verdicts():
     assert REPORT_COLUMNS[-1] == "feedback"
 
 
-def test_check_date():
-    assert app.check_date("", False) is None and app.check_date(None, True) is None
-    assert app.check_date("2012", False) == "2012-01-01" and app.check_date("2012", True) == "2012-12-31"
-    assert app.check_date("2012-05", True) == "2012-05-31" and app.check_date(" 2012-05-06 ", True) == "2012-05-06"
-    with pytest.raises(app.gr.Error, match="YYYY-MM-DD"):
-        app.check_date("May 2012", False)
-
-
 def test_flags_and_environment(monkeypatch):
     for var in ("QA_HOST", "QA_PORT", "QA_INDEX_DIR", "QA_AUTH", "QA_MAX_UPLOAD_MB"):
         monkeypatch.delenv(var, raising=False)
@@ -201,24 +193,16 @@ def test_feedback_db_flag(monkeypatch, tmp_path):
     monkeypatch.setenv("QA_FEEDBACK_DB", "/tmp/f.sqlite3")
     assert app.parse_args([]).feedback_db == "/tmp/f.sqlite3"
     assert app.parse_args(["--feedback-db", "x.sqlite3"]).feedback_db == "x.sqlite3"
-    assert app.ChatService(tmp_path / "i", feedback_db=tmp_path / "f.db").feedback_db == tmp_path / "f.db"
 
 
-def test_an_unwritable_feedback_database_never_stops_an_answer(seed_index_copy, tmp_path):
-    service = app.ChatService(seed_index_copy, settings=Settings(), feedback_db=tmp_path)  # a folder, not a file
-    answer = service.ask(SEED_QUESTION)
-    assert answer.text == "2012" and service.record(answer) is None
-    assert [r[0] for r in service.reports()] == [SEED_ID]
-
-
-def test_first_run_builds_the_index_from_seeds(tmp_path):
-    said: list[str] = []
-    service = app.ChatService(tmp_path / "index", settings=Settings())
-    service.ensure_index(say=said.append)
-    assert current_generation(tmp_path / "index").exists()
-    assert "building it from" in said[0] and "seeds" in said[0] and "1 reports" in said[1]
-    service.ensure_index(say=said.append)  # an index is there now: nothing to do
-    assert len(said) == 2
+def test_demo_is_built_on_first_use_not_at_import(monkeypatch, tmp_path):
+    """``gradio app.py`` finds ``demo``; importing app builds no page and opens nothing."""
+    monkeypatch.setenv("QA_INDEX_DIR", str(tmp_path / "index"))
+    monkeypatch.setattr(app, "_demo", None)
+    assert "demo" not in vars(app)
+    demo = app.demo
+    assert isinstance(demo, app.gr.Blocks) and app.demo is demo
+    assert not (tmp_path / "index").exists()  # nothing opened until the first request
 
 
 # --- the app, served ---

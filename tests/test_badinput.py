@@ -19,11 +19,12 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 from qa.assistant import Assistant, check_question
 from qa.cli import main
 from qa.errors import BadQuestion, IngestError
-from qa.indexer import Indexer
-from qa.ingest import DEFAULT_MAX_BYTES, load_file, load_paths
+from qa.store.indexer import Indexer
+from qa.ingest.files import DEFAULT_MAX_BYTES, load_file, load_paths
 from qa.settings import MAX_QUESTION_CHARS, Settings
-from qa.store import IndexStore
+from qa.store.index import IndexStore
 from qa.types import Answer
+from qa.ui.service import ChatService
 
 from conftest import ROOT, SEED_QUESTION, write_tally
 from test_ingest import make_pdf, write_encrypted_pdf, write_zip_bomb
@@ -151,7 +152,7 @@ def test_any_text_gives_an_answer_or_bad_question(seed_assistant, question):
 # Questions that used to crash the reader: not valid Unicode (a TypeError from the tokenizer), or under the
 # 2,000-character limit but over 252 word pieces, which left the reader's 384-token window no room past its
 # 128-token stride (253-380 pieces: a Rust panic, a BaseException that hung the /chat request; 381+: a bare
-# Exception("Truncation error")). qa/reader.py now cuts the question to 64 word pieces for the reader.
+# Exception("Truncation error")). qa/reading/reader.py now cuts the question to 64 word pieces for the reader.
 _PASTED = (ROOT / "seeds" / "iraq-trafficking-networks.txt").read_text(encoding="utf-8")[:1500]
 LONG_OR_BROKEN = {
     "lone-surrogates": "\udce9t\udce9 when did Iraq pass its anti-trafficking law",  # argv from a latin-1 terminal
@@ -329,6 +330,28 @@ def test_a_bad_file_that_was_good_keeps_its_indexed_copy(tmp_path, encoder, span
     assert _ask(tmp_path / "index", GOOD_QUESTION, encoder, span_reader).text == "1987"
 
 
+@pytest.mark.parametrize("damage", [b"\xff\xfe\x00\x01" * 40, b'{"id": "half a record", "text": '])
+def test_a_bad_jsonl_file_that_was_good_keeps_its_indexed_reports(tmp_path, encoder, damage):
+    """Like a .txt, a .jsonl file that turns unreadable (binary bytes, or JSON cut mid-record) is skipped by name and
+    its reports stay in the index; once the file is deleted, they go."""
+    folder = tmp_path / "r"
+    folder.mkdir()
+    records = [{"id": "bridge", "text": GOOD_TEXT}, {"text": "The Iron Gate dam was finished in 1972."}]
+    (folder / "batch.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n", encoding="utf-8")
+    (folder / "other.txt").write_text("The ferry to Calafat runs twice a day.", encoding="utf-8")
+    settings = Settings(index_dir=str(tmp_path / "index"))
+    first = Indexer(settings, encoder).sync([folder])
+    assert sorted(first.added) == ["batch:2", "bridge", "other"]
+    (folder / "batch.jsonl").write_bytes(damage)
+    TALLY["file:jsonl-became-bad"] += 1
+    report = Indexer(settings, encoder).sync([folder])
+    assert [s.path for s in report.skipped] == [str(folder / "batch.jsonl")]
+    assert report.removed == [] and sorted(IndexStore.open(tmp_path / "index").documents) == ["batch:2", "bridge",
+                                                                                              "other"]
+    (folder / "batch.jsonl").unlink()
+    assert sorted(Indexer(settings, encoder).sync([folder]).removed) == ["batch:2", "bridge"]
+
+
 # ---------------------------------------------------------------- paths and names with ".."
 
 
@@ -362,8 +385,7 @@ UPLOAD_NAMES = ["..\\..\\windows-style.txt", "..%2F..%2Fencoded.txt", "....txt",
 
 
 def test_upload_names_with_dotdot_are_neutralised(tmp_path, seed_index_copy):
-    """app.ChatService.load_upload / add_files: the id and source come from the file's own name, never a path."""
-    app = pytest.importorskip("app")
+    """ChatService.load_upload / add_files: the id and source come from the file's own name, never a path."""
     uploads = tmp_path / "uploads"
     (uploads / "sub").mkdir(parents=True)
     paths = []
@@ -375,7 +397,7 @@ def test_upload_names_with_dotdot_are_neutralised(tmp_path, seed_index_copy):
     paths.append(str(uploads / "sub" / ".." / ".." / "escaped.txt"))  # a path (not a name) with ".." segments
     TALLY["file:upload-dotdot-name"] += len(paths)
     before = sorted(p for p in tmp_path.rglob("*") if seed_index_copy not in p.parents and p != seed_index_copy)
-    service = app.ChatService(seed_index_copy, settings=Settings(), max_upload_mb=1)
+    service = ChatService(seed_index_copy, settings=Settings(), max_upload_mb=1)
     for path in paths:
         (doc,) = service.load_upload(path)
         assert re.fullmatch(r"[\w.-]+", doc.id, re.UNICODE) and not doc.id.startswith(".")

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
 from qa.chunking import Chunker, ChunkSettings, split_sentences
-from qa.ingest import load_paths
+from qa.ingest.files import load_paths
 from qa.types import Document
 
 from conftest import DATA, SEEDS

@@ -18,7 +18,7 @@ from qa.assistant import Assistant
 from qa.cli import main
 from qa.errors import IndexCorrupt, IndexIncompatible, IndexNotFound
 from qa.settings import Settings
-from qa.store import IndexStore, current_generation
+from qa.store.index import IndexStore, current_generation
 
 from conftest import ROOT, SEED_ID, SEED_QUESTION, write_tally
 
@@ -187,12 +187,12 @@ def test_a_write_between_reading_current_and_the_files_is_not_corruption(seed_in
     """The interleaving tests/stress/test_load.py can hit, made deterministic: a reader reads CURRENT, a writer
     publishes ``writes`` new generations (pruning older ones), the reader goes on to read its files. Before
     623a998 this reported the live index as damaged ("gen-000001/manifest.json is missing; run qa index --rebuild")."""
-    import qa.store
-    from qa.indexer import Indexer
+    import qa.store.index
+    from qa.store.indexer import Indexer
     from qa.types import Document
 
     TALLY["corruption:pruned-under-reader"] += 1
-    real = qa.store.read_manifest
+    real = qa.store.index.read_manifest
     fired = []
 
     def write_first(gen, root):
@@ -202,7 +202,7 @@ def test_a_write_between_reading_current_and_the_files_is_not_corruption(seed_in
                 Indexer(Settings(index_dir=str(root)), encoder).upsert([Document("late", f"Late report {n}.", "Late")])
         return real(gen, root)
 
-    monkeypatch.setattr(qa.store, "read_manifest", write_first)
+    monkeypatch.setattr(qa.store.index, "read_manifest", write_first)
     store = IndexStore.open(seed_index_copy)
     assert fired and SEED_ID in store.documents  # the old generation or the new one, either is right
     assert store.generation.name in {fired[0], f"gen-{1 + writes:06d}"}

@@ -1,11 +1,11 @@
-"""Span decoding and span hygiene (qa/decoding.py): the one decoder of training, validation and serving."""
+"""Span decoding and span hygiene (qa/reading/decoding.py): the one decoder of training, validation and serving."""
 from __future__ import annotations
 
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qa.decoding import clean_span, decode_window, top_token_spans
+from qa.reading.decoding import clean_span, decode_window, top_token_spans
 
 
 def test_top_spans_respect_length_and_context():

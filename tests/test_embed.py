@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from qa.embed import Encoder
-from qa.models import embedding_model_path
+from qa.models.encoder import Encoder
+from qa.models.files import embedding_model_path
 
 TEXTS = ["Iraq passed an anti-trafficking law in 2012.", "The harbour froze in January.",
          "Wheat prices rose sharply in Argentina after the drought. " * 6, "short"]
@@ -61,7 +61,7 @@ def test_precision_is_validated_at_construction():
 def test_auto_precision_follows_the_hardware(monkeypatch):
     import torch
 
-    import qa.models as m
+    import qa.models.files as m
 
     assert m.resolve_precision("auto", "cuda") == torch.float16
     assert m.resolve_precision("fp32", "cuda") == torch.float32
@@ -99,7 +99,7 @@ def test_lean_forward_equals_bert_model_with_padding():
     import torch
     from transformers import AutoModel
 
-    from qa.lean_bert import LeanBert
+    from qa.models.lean_bert import LeanBert
 
     enc = Encoder(precision="fp32")
     enc.warm_up()

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from qa.eval_report import write_html_report
-from qa.evaluate import (
+from qa.eval.report import write_html_report
+from qa.eval.evaluate import (
     Record,
     compare,
     evaluate,
@@ -26,8 +26,8 @@ from qa.evaluate import (
     write_csv,
     write_predictions,
 )
-from qa.metrics import score_predictions
-from qa.questions import QuestionSet, load_questions
+from qa.eval.metrics import score_predictions
+from qa.eval.questions import QuestionSet, load_questions
 from qa.types import Answer, Chunk, Citation, Hit
 
 DATA = Path(__file__).parent / "data" / "eval"
@@ -160,7 +160,7 @@ def test_summary_equals_official_scorer(records: list[Record]) -> None:
 
 def _record(rid: str, golds: tuple[str, ...], pred: str, conf: float, rank: int | None = None,
             doc: str | None = None) -> Record:
-    from qa.metrics import exact_score, f1_score, question_type
+    from qa.eval.metrics import exact_score, f1_score, question_type
 
     q = f"What about {rid}?"
     return Record(rid, q, golds, pred, exact_score(pred, golds), f1_score(pred, golds), conf, rank, 10.0,

@@ -1,4 +1,4 @@
-"""The feedback store (qa/feedback.py): answers and verdicts in SQLite, corrections checked against the report text,
+"""The feedback store (qa/feedback/store.py): answers and verdicts in SQLite, corrections checked against the report text,
 schema migration, stale marking, purging, and 20 concurrent writers (threads and processes) losing nothing."""
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import threading
 import pytest
 
 from qa.errors import BadFeedback
-from qa.feedback import MIGRATIONS, SCHEMA_VERSION, Correction, FeedbackStore, migrate
-from qa.verdicts import give_verdict, make_correction, reader_version, record
-from qa.feedback_export import format_row, iso_week, stats
+from qa.feedback.store import MIGRATIONS, SCHEMA_VERSION, Correction, FeedbackStore, migrate
+from qa.feedback.verdicts import give_verdict, make_correction, reader_version, record
+from qa.feedback.export import format_row, iso_week, stats
 from qa.types import Answer, Citation, Document
 
 from conftest import SEED_ID, SEED_QUESTION

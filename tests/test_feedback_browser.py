@@ -121,7 +121,7 @@ def test_mark_wrong_select_the_answer_export_and_evaluate(app_server, browser, t
         s.context.close()
 
     from qa.cli import main
-    from qa.feedback import FeedbackStore
+    from qa.feedback.store import FeedbackStore
 
     text = next(d for d in _documents(index) if d["id"] == SEED_ID)["text"]
     wrong = [r.correction for r in FeedbackStore(db).rows() if r.verdict == "wrong"]
@@ -143,7 +143,7 @@ def test_mark_wrong_select_the_answer_export_and_evaluate(app_server, browser, t
 
 
 def _documents(index):
-    from qa.store import current_generation
+    from qa.store.index import current_generation
 
     with open(current_generation(index) / "documents.jsonl", encoding="utf-8") as f:
         return [json.loads(line) for line in f]

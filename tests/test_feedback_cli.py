@@ -10,10 +10,10 @@ import pytest
 
 from qa.assistant import Assistant
 from qa.cli import main
-from qa.feedback import FeedbackStore
-from qa.verdicts import give_verdict, record
-from qa.metrics import exact_score
-from qa.questions import load_questions
+from qa.feedback.store import FeedbackStore
+from qa.feedback.verdicts import give_verdict, record
+from qa.eval.metrics import exact_score
+from qa.eval.questions import load_questions
 from qa.settings import Settings
 
 from conftest import SEED_ID, SEED_QUESTION
@@ -24,7 +24,7 @@ CELL = "Iraqi Security Media Cell"
 
 @pytest.fixture(scope="module")
 def rules_assistant(seed_index, encoder):
-    from qa.rules_reader import RulesReader
+    from qa.reading.rules_reader import RulesReader
 
     return Assistant.open(seed_index, settings=Settings(index_dir=str(seed_index), reader="rules"),
                           reader=RulesReader())

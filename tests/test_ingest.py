@@ -1,4 +1,4 @@
-"""Tests for qa.ingest on real files: fixtures in tests/data/ingest/, PDFs and DOCX files built in tmp_path."""
+"""Tests for qa.ingest.files on real files: fixtures in tests/data/ingest/, PDFs and DOCX files built in tmp_path."""
 from __future__ import annotations
 
 import json
@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from pypdf import PdfReader, PdfWriter
 
 from conftest import need_shared
-from qa._extract import normalise_text, parse_date
+from qa.ingest.extract import normalise_text, parse_date
 from qa.errors import IngestError
-from qa.ingest import (
+from qa.ingest.files import (
     DEFAULT_MAX_BYTES,
     SUPPORTED_SUFFIXES,
     IngestResult,
@@ -420,7 +420,7 @@ def test_bad_file_is_skipped_and_the_others_load(
     kind: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     bad = _bad_file(kind, tmp_path)
-    with caplog.at_level(logging.WARNING, logger="qa.ingest"):
+    with caplog.at_level(logging.WARNING, logger="qa.ingest.files"):
         result = load_paths([REPORTS / "strike.txt", bad, REPORTS / "notes" / "harvest.md"])
     assert [d.id for d in result.documents] == ["strike", "harvest"]
     assert len(result.skipped) == 1

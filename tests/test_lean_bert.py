@@ -1,4 +1,4 @@
-"""qa/lean_bert.py, serving's only forward pass, against transformers' BERT on random configurations (sizes,
+"""qa/models/lean_bert.py, serving's only forward pass, against transformers' BERT on random configurations (sizes,
 attention heads, layers, vocabularies, token types) and random weights; and the refusal of what it does not
 implement. The encoder's pooling read from the sentence-transformers config, against SentenceTransformer."""
 import json
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from qa.errors import ModelUnsupported
-from qa.lean_bert import LeanBert, unsupported
+from qa.models.lean_bert import LeanBert, unsupported
 
 transformers = pytest.importorskip("transformers")
 
@@ -65,7 +65,7 @@ def test_random_encoders_match_bert_model(tmp_path, i, cfg):
 
 @pytest.mark.parametrize("i, cfg", list(enumerate(CONFIGS[:3])))
 def test_random_span_readers_match_bert_for_question_answering(tmp_path, i, cfg):
-    from qa.reader import load_span_model
+    from qa.reading.reader import load_span_model
 
     model = random_bert("qa", cfg, seed=10 + i)
     model.save_pretrained(tmp_path)
@@ -116,7 +116,7 @@ TEXTS = ["Iraq passed an anti-trafficking law in 2012.", "The harbour froze in J
 
 
 def model_copy(tmp_path):
-    from qa.models import embedding_model_path
+    from qa.models.files import embedding_model_path
 
     src = embedding_model_path()
     dst = tmp_path / "model"
@@ -128,7 +128,7 @@ def model_copy(tmp_path):
 @pytest.mark.parametrize("mode", ["cls", "max", "mean_sqrt_len"])
 def test_pooling_mode_is_read_from_the_model_and_matches_sentence_transformers(tmp_path, mode):
     st = pytest.importorskip("sentence_transformers")
-    from qa.embed import Encoder
+    from qa.models.encoder import Encoder
 
     folder = model_copy(tmp_path)
     cfg_path = folder / "1_Pooling" / "config.json"
@@ -154,7 +154,7 @@ def test_pooling_mode_is_read_from_the_model_and_matches_sentence_transformers(t
      "modules .*Dense"),
 ])
 def test_an_unsupported_pooling_is_refused_at_construction(tmp_path, edit, says):
-    from qa.embed import Encoder
+    from qa.models.encoder import Encoder
 
     folder = model_copy(tmp_path)
     edit(folder)
@@ -169,7 +169,7 @@ def test_serving_imports_neither_transformers_nor_sentence_transformers():
 
     from conftest import ROOT
 
-    code = ("import sys\nimport qa.assistant\nfrom qa.embed import Encoder\nfrom qa.reader import SpanReader\n"
+    code = ("import sys\nimport qa.assistant\nfrom qa.models.encoder import Encoder\nfrom qa.reading.reader import SpanReader\n"
             "from qa.types import Chunk\n"
             "Encoder(device='cpu').encode(['When was the bridge opened?'])\n"
             "text = 'The bridge was opened in 1987.'\n"

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from conftest import shared_dir
-from qa.metrics import (
+from qa.eval.metrics import (
     exact_score,
     f1_score,
     find_best_thresh,
@@ -124,7 +124,7 @@ def test_find_best_thresh_counts_raw_nonempty_prediction_as_wrong() -> None:
 
 
 def test_missing_predictions_count_as_empty(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="qa.metrics"):
+    with caplog.at_level(logging.WARNING, logger="qa.eval.metrics"):
         out = score_predictions({"a": ["x"], "b": ["y"], "c": []}, {"a": "x"})
     assert out["total"] == 3
     assert out["exact"] == pytest.approx(200 / 3)  # a right, b missing (wrong), c missing = '' (right)

@@ -85,7 +85,7 @@ def report(**result):
 
 LIBRARY = GUARD + r'''
 from qa.assistant import Assistant
-from qa.indexer import Indexer
+from qa.store.indexer import Indexer
 from qa.settings import Settings
 
 index, seeds, question = sys.argv[1:4]

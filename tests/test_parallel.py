@@ -1,4 +1,4 @@
-"""Chunking in worker processes (qa/parallel.py, ``qa index --workers N``): the same index as in one process."""
+"""Chunking in worker processes (qa/store/parallel.py, ``qa index --workers N``): the same index as in one process."""
 import os
 import shutil
 
@@ -7,13 +7,13 @@ import pytest
 
 from qa.chunking import Chunker
 from qa.cli import main
-from qa.indexer import Indexer
-from qa.ingest import load_paths
-from qa.parallel import ChunkPool, chunk_reports, default_workers, raw_chunker, tokenizer_json
+from qa.store.indexer import Indexer
+from qa.ingest.files import load_paths
+from qa.store.parallel import ChunkPool, chunk_reports, default_workers, raw_chunker, tokenizer_json
 from qa.settings import Settings
-from qa.sparse import bm25_scores
-from qa.sparse import tokenize as bm25_terms
-from qa.store import IndexStore
+from qa.store.bm25 import bm25_scores
+from qa.store.bm25 import tokenize as bm25_terms
+from qa.store.index import IndexStore
 from qa.types import Document
 
 from conftest import DATA, SEEDS
@@ -121,7 +121,7 @@ def test_a_failing_report_stops_the_run_and_keeps_the_index(encoder, corpus, tmp
     root = tmp_path / "i"
     first = Indexer(Settings(index_dir=str(root)), encoder).sync([corpus])
     _update(corpus)
-    monkeypatch.setattr("qa.parallel._chunk_task", _fails)
+    monkeypatch.setattr("qa.store.parallel._chunk_task", _fails)
     with pytest.raises(ValueError, match="cannot be tokenised"):
         _pooled(root, encoder, monkeypatch).sync([corpus])
     store = IndexStore.open(root)
@@ -131,7 +131,7 @@ def test_a_failing_report_stops_the_run_and_keeps_the_index(encoder, corpus, tmp
 def test_a_dead_worker_falls_back_to_this_process(encoder, corpus, tmp_path, monkeypatch, caplog):
     one, two = tmp_path / "one", tmp_path / "two"
     Indexer(Settings(index_dir=str(one), index_workers=1), encoder).sync([corpus])
-    monkeypatch.setattr("qa.parallel._chunk_task", _dies)
+    monkeypatch.setattr("qa.store.parallel._chunk_task", _dies)
     indexer = Indexer(Settings(index_dir=str(two), index_workers=2), encoder)
     indexer.pool_min_reports = 1
     indexer.sync([corpus])

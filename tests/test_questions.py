@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from qa.questions import Question, QuestionSet, load_questions, sample
+from qa.eval.questions import Question, QuestionSet, load_questions, sample
 
 DATA = Path(__file__).parent / "data" / "eval"
 
@@ -59,37 +59,25 @@ def test_json_list_of_rows(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("content", "message"),
+    ("name", "content", "message"),
     [
-        ('{"question": "a?", "answers": []}\n{"question": "b?", "answers": [}\n', r"bad\.jsonl:2: bad JSON"),
-        ('{"question": "a?", "answers": []}\n\n{"answers": ["x"]}\n', r"bad\.jsonl:3: missing 'question'"),
-        ('{"question": "a?", "answers": "x"}\n', r"bad\.jsonl:1: 'answers' must be a list"),
-        ('{"question": "a?"}\n', r"bad\.jsonl:1: missing 'answers'"),
-        ('{"id": "c", "turns": [{"question": "a?", "answers": []}, {"question": "", "answers": []}]}\n',
-         r"bad\.jsonl:1 \(turn 1\): missing 'question'"),
-        ('{"id": "x", "question": "a?", "answers": []}\n{"id": "x", "question": "b?", "answers": []}\n',
-         r"question id 'x' appears twice"),
-        ("\n\n", r"no questions found"),
+        ("bad.jsonl", '{"question": "a?", "answers": []}\n{"question": "b?", "answers": [}\n', r"bad\.jsonl:2: bad JSON"),
+        ("bad.jsonl", '{"question": "a?", "answers": []}\n\n{"answers": ["x"]}\n', r"bad\.jsonl:3: missing 'question'"),
+        ("bad.jsonl", '{"question": "a?", "answers": "x"}\n', r"bad\.jsonl:1: 'answers' must be a list"),
+        ("bad.jsonl", '{"question": "a?"}\n', r"bad\.jsonl:1: missing 'answers'"),
+        ("bad.jsonl", '{"id": "c", "turns": [{"question": "a?", "answers": []}, {"question": "", "answers": []}]}\n',
+          r"bad\.jsonl:1 \(turn 1\): missing 'question'"),
+        ("bad.jsonl", '{"id": "x", "question": "a?", "answers": []}\n{"id": "x", "question": "b?", "answers": []}\n',
+          r"question id 'x' appears twice"),
+        ("bad.jsonl", "\n\n", r"no questions found"),
+        ("bad.csv", "question,answer\nWho?,me\n", r"bad\.csv:1: missing column 'answers'"),
+        ("bad.csv", "question,answers\nWho?,me\nWhy?,because,extra\n", r"bad\.csv:3: bad row"),
+        ("bad.csv", "question,answers,id\nWho?,me,a\nWhy?\n", r"bad\.csv:3: bad row"),
+        ("bad.csv", "question,answers\nWho?,me\n  ,x\n", r"bad\.csv:3: missing 'question'"),
     ],
 )
-def test_malformed_jsonl_names_file_and_line(tmp_path: Path, content: str, message: str) -> None:
-    path = tmp_path / "bad.jsonl"
-    path.write_text(content)
-    with pytest.raises(ValueError, match=message):
-        load_questions(path)
-
-
-@pytest.mark.parametrize(
-    ("content", "message"),
-    [
-        ("question,answer\nWho?,me\n", r"bad\.csv:1: missing column 'answers'"),
-        ("question,answers\nWho?,me\nWhy?,because,extra\n", r"bad\.csv:3: bad row"),
-        ("question,answers,id\nWho?,me,a\nWhy?\n", r"bad\.csv:3: bad row"),
-        ("question,answers\nWho?,me\n  ,x\n", r"bad\.csv:3: missing 'question'"),
-    ],
-)
-def test_malformed_csv_names_file_and_line(tmp_path: Path, content: str, message: str) -> None:
-    path = tmp_path / "bad.csv"
+def test_malformed_file_names_file_and_line(tmp_path: Path, name: str, content: str, message: str) -> None:
+    path = tmp_path / name
     path.write_text(content)
     with pytest.raises(ValueError, match=message):
         load_questions(path)

@@ -1,4 +1,4 @@
-"""qa index --ray (qa/distributed.py) on a local Ray cluster: the same index, and answers, as qa index."""
+"""qa index --ray (qa/store/distributed.py) on a local Ray cluster: the same index, and answers, as qa index."""
 import shutil
 import sys
 
@@ -9,11 +9,11 @@ ray = pytest.importorskip("ray", reason="needs the ray extra (pip install -e '.[
 
 from qa.assistant import Assistant
 from qa.cli import main
-from qa.distributed import RAY_MISSING, ray_sync
-from qa.embed import Encoder
-from qa.indexer import Indexer
+from qa.store.distributed import RAY_MISSING, ray_sync
+from qa.models.encoder import Encoder
+from qa.store.indexer import Indexer
 from qa.settings import Settings
-from qa.store import IndexStore
+from qa.store.index import IndexStore
 
 from conftest import DATA, SEED_ID, SEEDS, damaged_model
 
@@ -124,7 +124,7 @@ def test_gpu_on_a_cluster_without_one_is_refused(corpus, tmp_path, ray_cluster):
 
 
 def test_the_first_report_with_an_id_keeps_its_own_chunks():
-    from qa.distributed import _merge
+    from qa.store.distributed import _merge
 
     def row(seq, text, unchanged, start):
         return {"seq": seq, "pos": 0, "path": f"f{seq}.txt", "reason": None, "id": "dup", "text": text, "title": "t",

@@ -1,11 +1,10 @@
-"""qa serve --ray (qa/serve.py) on a local Ray cluster with 2 replicas: the single-process answers, an index update seen
+"""qa serve --ray (qa/serving/ray_serve.py) on a local Ray cluster with 2 replicas: the single-process answers, an index update seen
 by every replica, and a replica killed under load replaced without a failed question."""
 from __future__ import annotations
 
 import json
 import os
 import shutil
-import sys
 import threading
 import time
 import urllib.error
@@ -20,17 +19,15 @@ except ImportError as e:  # ray without its serve extra
     pytest.skip(f"needs Ray Serve (pip install 'ray[serve]'): {e}", allow_module_level=True)
 
 from qa.assistant import Assistant
-from qa.indexer import Indexer
-from qa.serve import ROUTE, deployment
+from qa.store.indexer import Indexer
+from qa.serving.ray_serve import ROUTE, deployment
 from qa.settings import Settings
-from qa.store import IndexStore
+from qa.store.index import IndexStore
 from qa.types import Document
 
-from conftest import ROOT, SEED_QUESTION, free_port
+from qa.serving.client import ask_backend
 
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-from app import ask_backend  # noqa: E402
+from conftest import SEED_QUESTION, free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from qa.assistant import GoldContextReader
-from qa.metrics import exact_score, f1_score
-from qa.rules_reader import RulesReader
+from qa.eval.metrics import exact_score, f1_score
+from qa.reading.rules_reader import RulesReader
 from qa.settings import Settings
 from qa.types import Chunk
 
@@ -81,7 +81,7 @@ def test_rules_reader_narrows_by_question_type():
 
 def test_missing_model_names_what_to_do(tmp_path, monkeypatch):
     from qa.errors import ModelNotFound
-    from qa.reader import SpanReader
+    from qa.reading.reader import SpanReader
 
     monkeypatch.setenv("QA_READER_MODEL", str(tmp_path / "nothing"))
     with pytest.raises(ModelNotFound, match="training/train_reader.py"):
@@ -90,7 +90,7 @@ def test_missing_model_names_what_to_do(tmp_path, monkeypatch):
 
 def test_damaged_weights_say_which_file(tmp_path, monkeypatch):
     from qa.errors import ModelCorrupt
-    from qa.reader import SpanReader
+    from qa.reading.reader import SpanReader
 
     damaged_model(tmp_path, monkeypatch, "reader", "model.safetensors", lambda b: b[: 1 << 20])  # an interrupted copy
     reader = SpanReader()
@@ -102,7 +102,7 @@ def test_damaged_weights_say_which_file(tmp_path, monkeypatch):
 def test_span_margins_match_confidences_and_fp16_on_cpu_is_refused(span_reader):
     import math
 
-    from qa.reader import SpanReader
+    from qa.reading.reader import SpanReader
 
     text = "The Anti-Human Trafficking Law was passed by Iraq's parliament in 2012 after years of debate."
     (sp,) = span_reader.read("When did Iraq pass its anti-trafficking law?", [Chunk("d", 0, 0, len(text), text)])
@@ -113,7 +113,7 @@ def test_span_margins_match_confidences_and_fp16_on_cpu_is_refused(span_reader):
 
 
 def test_bf16_reader_agrees_with_fp32():
-    from qa.reader import SpanReader
+    from qa.reading.reader import SpanReader
 
     squad = json.loads((DATA / "squad_sample.json").read_text())
     items = [(qa["question"], p["context"]) for a in squad["data"] for p in a["paragraphs"] for qa in p["qas"]][:24]
@@ -124,13 +124,13 @@ def test_bf16_reader_agrees_with_fp32():
 
 
 def test_lean_reader_equals_bert_for_question_answering(span_reader):
-    """The reader runs on weights read straight from its safetensors (qa/lean_bert.py), not transformers' model:
+    """The reader runs on weights read straight from its safetensors (qa/models/lean_bert.py), not transformers' model:
     same start/end logits as BertForQuestionAnswering, with token types and padding."""
     import torch
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-    from qa.lean_bert import LeanBert
-    from qa.reader import SpanReader, load_span_model
+    from qa.models.lean_bert import LeanBert
+    from qa.reading.reader import SpanReader, load_span_model
 
     reader = SpanReader(precision="fp32")
     reader.warm_up()
@@ -150,10 +150,10 @@ def test_lean_reader_equals_bert_for_question_answering(span_reader):
 
 
 def test_a_folder_the_lean_pass_does_not_implement_is_refused_with_the_reason(tmp_path, monkeypatch):
-    """Serving has one forward pass (qa/lean_bert.py) and no transformers fallback: a reader folder of another kind
+    """Serving has one forward pass (qa/models/lean_bert.py) and no transformers fallback: a reader folder of another kind
     is a ModelUnsupported that names the setting, before any weights are read, and nothing is left half-loaded."""
     from qa.errors import ModelUnsupported
-    from qa.reader import SpanReader
+    from qa.reading.reader import SpanReader
 
     damaged_model(tmp_path, monkeypatch, "reader", "config.json",
                   lambda b: b.replace(b'"hidden_act": "gelu"', b'"hidden_act": "gelu_new"'))

@@ -6,11 +6,11 @@ import threading
 import pytest
 
 from qa.assistant import Assistant
-from qa.batching import BatchedEncoder, BatchedReader, MicroBatcher
+from qa.serving.batching import BatchedEncoder, BatchedReader, MicroBatcher
 from qa.errors import Busy
-from qa.limits import BUSY_MESSAGE, Admission, RateLimiter
+from qa.serving.limits import BUSY_MESSAGE, Admission, RateLimiter
 from qa.settings import Settings
-from qa.store import IndexStore
+from qa.store.index import IndexStore
 from qa.types import Chunk
 
 from conftest import SEED_QUESTION
@@ -146,9 +146,11 @@ def test_sessions_history_and_messages_are_bounded(seed_index_copy, monkeypatch)
     from conftest import free_port
 
     app = _app()
-    monkeypatch.setattr(app, "MAX_SESSIONS", 3)
-    monkeypatch.setattr(app, "MAX_HISTORY", 2)
-    monkeypatch.setattr(app, "MAX_MESSAGES", 4)
+    import qa.ui.service
+
+    monkeypatch.setattr(app, "MAX_SESSIONS", 3)  # the page's setting; what a conversation keeps is the service's
+    monkeypatch.setattr(qa.ui.service, "MAX_HISTORY", 2)
+    monkeypatch.setattr(qa.ui.service, "MAX_MESSAGES", 4)
     args = app.parse_args(["--port", str(free_port()), "--index", str(seed_index_copy)])
     service = app.ChatService(args.index, settings=Settings())
     service.assistant.warm_up()

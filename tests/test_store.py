@@ -1,16 +1,18 @@
 """The persisted index: FAISS against a brute-force oracle, incremental updates, atomic writes, errors."""
 import json
+import shutil
 
 import numpy as np
 import pytest
 
 from qa.errors import IndexCorrupt, IndexIncompatible, IndexLocked, IndexNotFound
-from qa.indexer import Indexer, build_faiss
+from qa.store.dense import build_faiss
+from qa.store.indexer import Indexer
 from qa.settings import Settings
-from qa.store import IndexStore, current_generation, write_lock
+from qa.store.index import IndexStore, current_generation, write_lock
 from qa.types import Document
 
-from conftest import ROOT, SEED_ID
+from conftest import DATA, ROOT, SEED_ID, SEED_QUESTION
 
 
 def _docs(n: int, tag: str = "") -> list[Document]:
@@ -36,16 +38,20 @@ def test_faiss_matches_numpy_oracle(encoder, tmp_path):
         assert np.allclose(scores[q], oracle[q][want], atol=1e-5)
 
 
-def test_hnsw_recall_against_exact(encoder):
+def test_ivf_recall_against_exact():
+    """The large-corpus index (IVF, 8-bit scalar quantisation) finds what exact search finds: always the nearest
+    vector; of the top 10, most (random unit vectors are nearly equidistant, so the tail is a near-tie that 8-bit
+    scores reorder: 0.82 here, 0.968 on real embeddings in benchmarks/large_corpus.py)."""
     rng = np.random.default_rng(0)
     vecs = rng.normal(size=(3000, 384)).astype(np.float32)
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
-    exact, approx = build_faiss(vecs, "flat"), build_faiss(vecs, "hnsw")
+    exact, approx = build_faiss(vecs, "flat"), build_faiss(vecs, "ivf_sq8")
     q = vecs[:50] + 0.05 * rng.normal(size=(50, 384)).astype(np.float32)
     _, e = exact.search(q, 10)
     _, a = approx.search(q, 10)
+    assert (e[:, 0] == a[:, 0]).all()
     recall = np.mean([len(set(x) & set(y)) / 10 for x, y in zip(e, a)])
-    assert recall >= 0.95
+    assert recall >= 0.75
 
 
 def test_incremental_indexing_embeds_only_changes(encoder, tmp_path):
@@ -92,7 +98,7 @@ def test_reports_from_other_paths_stay(encoder, tmp_path):
 
 
 def test_interrupted_write_leaves_previous_index(encoder, seed_index_copy, monkeypatch):
-    import qa.store
+    import qa.store.index
 
     before = current_generation(seed_index_copy)
     calls = {"n": 0}
@@ -102,10 +108,10 @@ def test_interrupted_write_leaves_previous_index(encoder, seed_index_copy, monke
         calls["n"] += 1
         raise KeyboardInterrupt("simulated crash mid-write")
 
-    monkeypatch.setattr(qa.store.np, "save", crash)
+    monkeypatch.setattr(qa.store.index.np, "save", crash)
     with pytest.raises(KeyboardInterrupt):
         Indexer(Settings(index_dir=str(seed_index_copy)), encoder).upsert(_docs(2))
-    monkeypatch.setattr(qa.store.np, "save", real_save)
+    monkeypatch.setattr(qa.store.index.np, "save", real_save)
     assert calls["n"] == 1
     assert current_generation(seed_index_copy) == before
     store = IndexStore.open(seed_index_copy)
@@ -163,7 +169,7 @@ def test_remove(seed_index_copy, encoder):
     assert sorted(IndexStore.open(seed_index_copy).documents) == ["doc0", "doc2", SEED_ID]
 
 
-HOLD = ("import sys, time\nfrom pathlib import Path\nfrom qa.store import write_lock\n"
+HOLD = ("import sys, time\nfrom pathlib import Path\nfrom qa.store.index import write_lock\n"
         "with write_lock(Path(sys.argv[1])):\n    print('held', flush=True)\n    time.sleep(float(sys.argv[2]))\n"
         "    (Path(sys.argv[1]) / 'done').write_text('the holder finished its write')\n")
 
@@ -195,3 +201,21 @@ def test_writer_lock_refuses_waits_for_the_holder_and_is_freed_when_the_holder_d
     holder.wait()
     with write_lock(tmp_path):
         pass
+
+
+def test_an_index_written_before_the_package_moved_still_opens(tmp_path, encoder, span_reader):
+    """``tests/data/index-106bb8b`` was written by ``qa index seeds/`` before qa/ was split into stage packages: it
+    opens, answers and takes an update as an index written now does (nothing on disk names a module)."""
+    from qa.assistant import Assistant
+
+    index = tmp_path / "index"
+    shutil.copytree(DATA / "index-106bb8b", index)
+    settings = Settings(index_dir=str(index))
+    answer = Assistant.open(index, settings=settings, reader=span_reader).ask(SEED_QUESTION)
+    assert answer.text == "2012" and answer.citations[0].doc_id == SEED_ID
+    report = Indexer(settings, encoder).upsert([Document("bridge", "The Orsova bridge reopened in 1987.", "Bridge")])
+    assert report.added == ["bridge"] and report.chunks_embedded == 1 and report.n_documents == 2
+    store = IndexStore.open(index)
+    assert store.chunk_counts()[SEED_ID] == 4  # the old report's chunks were kept, not embedded again
+    answer = Assistant.open(index, settings=settings, reader=span_reader).ask(SEED_QUESTION)
+    assert answer.text == "2012"

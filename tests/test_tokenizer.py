@@ -1,10 +1,10 @@
-"""The serving tokenizer (qa.models.Tokenizer, the `tokenizers` package alone) gives the same windows, ids, token
+"""The serving tokenizer (qa.models.files.Tokenizer, the `tokenizers` package alone) gives the same windows, ids, token
 types, offsets and sequence ids as transformers' fast tokenizer did, for every call the encoder and the reader make."""
 import pytest
 
 from conftest import SEEDS
 
-from qa.models import Tokenizer, embedding_model_path, reader_model_path
+from qa.models.files import Tokenizer, embedding_model_path, reader_model_path
 
 FILLER = ("The committee met again to review the annual budget, and members discussed routine matters of "
           "procedure, staffing and the maintenance of public buildings in several districts. ")

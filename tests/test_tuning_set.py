@@ -9,7 +9,7 @@ sys.path.insert(0, str(ROOT / "training"))
 from reader_data import _is_val, load_examples  # noqa: E402
 from tuning_set import SOURCE, build  # noqa: E402
 
-from qa.questions import load_questions  # noqa: E402
+from qa.eval.questions import load_questions  # noqa: E402
 
 
 def test_questions_come_only_from_the_readers_validation_articles(tmp_path):

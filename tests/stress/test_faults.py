@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from qa.assistant import Assistant
-from qa.indexer import Indexer
+from qa.store.indexer import Indexer
 from qa.settings import Settings
-from qa.store import IndexStore
+from qa.store.index import IndexStore
 from qa.types import Document
 
 from conftest import SEED_QUESTION
@@ -170,7 +170,7 @@ def test_two_writers_second_is_refused_or_waits_and_index_stays_whole(corpus, tm
 
     # B: a second `qa index`, imported and waiting, started the moment A holds the write lock
     go, ready = tmp_path / "go", tmp_path / "ready"
-    b_src = (f"import os, sys, time\nfrom qa.cli import main\nimport qa.indexer\nopen({str(ready)!r}, 'w').close()\n"
+    b_src = (f"import os, sys, time\nfrom qa.cli import main\nimport qa.store.indexer\nopen({str(ready)!r}, 'w').close()\n"
              f"while not os.path.exists({str(go)!r}):\n    time.sleep(0.01)\n"
              f"sys.exit(main(['index', {str(corpus)!r}, '--index', {str(index)!r}, '-q']))\n")
     b = subprocess.Popen([sys.executable, "-c", b_src], env=child_env(), stdout=subprocess.PIPE,

@@ -20,7 +20,7 @@ import pytest
 
 from qa.assistant import Assistant
 from qa.settings import Settings
-from qa.store import IndexStore
+from qa.store.index import IndexStore
 
 from conftest import ROOT, SEED_ID, SEED_QUESTION, free_port, stop_process
 from _stress import (child_env, env_int, offline_client, percentile, record, rss_kb,
@@ -222,7 +222,7 @@ def test_the_server_still_answers_after_that(server):
 
 _WRITER = r'''
 import sys
-from qa.indexer import Indexer
+from qa.store.indexer import Indexer
 from qa.settings import Settings
 from qa.types import Document
 
@@ -301,7 +301,7 @@ def test_readers_during_upserts_see_the_old_or_the_new_index(seed_index, tmp_pat
     final = IndexStore.open(index)
     assert version(final) == n_writes
     # the race tests/test_corruption.py reproduces deterministically: a write prunes the generation a reader has
-    # just read from CURRENT (qa/store.py now keeps the previous generation and retries); counted apart to report it
+    # just read from CURRENT (qa/store/index.py now keeps the previous generation and retries); counted apart to report it
     race = [e for e in errors if "IndexCorrupt" in e.split(":")[1]
             and ("No such file or directory" in e or "is missing" in e or "names a missing generation" in e)]
     figures = {"upserts": n_writes, **counts, "errors": len(errors), "pruned_under_reader": len(race),

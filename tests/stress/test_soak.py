@@ -33,7 +33,7 @@ WRITE_EVERY = env_int("SOAK_WRITE_EVERY", 250)  # a report added or removed ever
 
 _WRITER = r'''
 import sys
-from qa.indexer import Indexer
+from qa.store.indexer import Indexer
 from qa.settings import Settings
 from qa.types import Document
 

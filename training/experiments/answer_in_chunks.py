@@ -2,10 +2,10 @@ import sys
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from qa.assistant import Assistant
-from qa.evalrun import corpus_index
-from qa.questions import load_questions, sample
+from qa.eval.run import corpus_index
+from qa.eval.questions import load_questions, sample
 from qa.settings import Settings
-from qa.metrics import normalize_answer
+from qa.eval.metrics import normalize_answer
 qs = load_questions('../shared/data/squad/dev-v1.1.json')
 s = corpus_index(qs, Settings(), progress=None)
 qs = sample(qs, 1000, 1)

@@ -5,7 +5,7 @@ for p in (HERE, ROOT, ROOT / 'training'): sys.path.insert(0, str(p))
 SHARED = ROOT.parent / 'shared'
 from reader_data import load_examples, add_retrieved_negatives
 from probe_features import extract
-from qa.reader import SpanReader
+from qa.reading.reader import SpanReader
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
 rng = random.Random(0)
 tr, va, paras = load_examples(SHARED / 'data' / 'qa-train')

@@ -4,8 +4,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT)); sys.path.insert(0, str(ROOT / 'training'))
 import numpy as np, torch
-from qa.decoding import top_token_spans
-from qa.reader import SpanReader
+from qa.reading.decoding import top_token_spans
+from qa.reading.reader import SpanReader
 
 def extract(reader, examples, bs=32):
     """examples: list of (question, context). Returns dict of arrays."""

@@ -1,0 +1,1 @@
+"""Staff verdicts on answers: the SQLite store, checked verdicts, export as evaluation data, `qa feedback`."""

@@ -1,0 +1,1 @@
+"""Models: the offline model packages (files, tokenizer, precision), the lean BERT forward pass, the encoder."""

@@ -1,0 +1,1 @@
+"""Reading: extractive readers (span reader, rules reader), span decoding and answer kinds."""

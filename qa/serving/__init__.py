@@ -1,0 +1,1 @@
+"""Serving: Ray Serve replicas, micro-batching of concurrent questions, admission limits, the allocator."""
