@@ -352,6 +352,25 @@ def test_a_bad_jsonl_file_that_was_good_keeps_its_indexed_reports(tmp_path, enco
     assert sorted(Indexer(settings, encoder).sync([folder]).removed) == ["batch:2", "bridge"]
 
 
+def test_a_bad_jsonl_line_keeps_only_its_own_report_and_deleted_records_go(tmp_path, encoder):
+    """A .jsonl file read but for one bad line keeps the report of that line; a record deleted from the file goes.
+    (A record that names no source is known by its line, ``PATH:N``, so it is that line's report that stays.)"""
+    folder = tmp_path / "r"
+    folder.mkdir()
+    records = [{"id": i, "text": f"{GOOD_TEXT} Record {i}."} for i in ("a", "b", "c", "d")]
+    (folder / "batch.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n", encoding="utf-8")
+    settings = Settings(index_dir=str(tmp_path / "index"))
+    assert sorted(Indexer(settings, encoder).sync([folder]).added) == ["a", "b", "c", "d"]
+    # b's line is cut mid-record in place, d (the last line) is deleted
+    lines = [json.dumps(records[0]), '{"id": "b", "text": "cut', json.dumps(records[2])]
+    (folder / "batch.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    TALLY["file:jsonl-line-became-bad"] += 1
+    report = Indexer(settings, encoder).sync([folder])
+    assert [(s.path, s.line) for s in report.skipped] == [(str(folder / "batch.jsonl"), 2)]
+    assert report.removed == ["d"] and report.added == [] and sorted(report.unchanged) == ["a", "c"]
+    assert sorted(IndexStore.open(tmp_path / "index").documents) == ["a", "b", "c"]
+
+
 # ---------------------------------------------------------------- paths and names with ".."
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from qa import _extract
+from qa.ingest import extract as _extract
 from qa.ingest.extract import Extracted, clip_title, date_of, first_line, normalise_text, parse_date
 from qa.errors import IngestError
 from qa.types import Document
@@ -39,6 +39,7 @@ class Skipped:
 
     path: str
     reason: str  # one line, e.g. "empty file", "encrypted PDF", "line 3: invalid JSON (...)"
+    line: int | None = None  # a .jsonl file's line that was skipped, the rest of the file loaded; None: the file
 
     def __str__(self) -> str:
         return f"{self.path}: {self.reason}"
@@ -317,7 +318,7 @@ def _load_jsonl(path: str, file_id: str) -> tuple[list[Document], list[Skipped]]
         try:
             docs.append(_jsonl_document(line, number, path, file_id))
         except IngestError as exc:
-            bad.append(Skipped(path, f"line {number}: {exc}"))
+            bad.append(Skipped(path, f"line {number}: {exc}", line=number))
     if not docs and not bad:
         raise IngestError("no text")
     return docs, bad
@@ -328,7 +329,7 @@ def jsonl_source(path: str, number: int) -> str:
     return f"{path}:{number}"
 
 
-_JSONL_SOURCE = re.compile(r"(.+\.jsonl):\d+", re.IGNORECASE)
+_JSONL_SOURCE = re.compile(r"(.+\.jsonl):(\d+)", re.IGNORECASE)
 
 
 def source_file(source: str) -> str:
@@ -336,6 +337,12 @@ def source_file(source: str) -> str:
     file (``PATH:N``, :func:`jsonl_source`) the .jsonl file's path. A source a record names itself is returned as is."""
     match = _JSONL_SOURCE.fullmatch(source)
     return match.group(1) if match else source
+
+
+def source_line(source: str) -> int | None:
+    """The line of its .jsonl file a record was read from (``PATH:N``), or None for any other source."""
+    match = _JSONL_SOURCE.fullmatch(source)
+    return int(match.group(2)) if match else None
 
 
 def _jsonl_document(line: str, number: int, path: str, file_id: str) -> Document:

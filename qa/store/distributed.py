@@ -136,7 +136,7 @@ def _merge(rows: list[dict], dim: int) -> tuple[IngestResult, dict[str, Embedded
         docs = [r for r in group if r["reason"] is None]
         per_file.append((group[0]["path"], [Document(r["id"], r["text"], r["title"], r["date"], r["source"])
                                             for r in docs],
-                         [Skipped(r["path"], r["reason"]) for r in group if r["reason"] is not None]))
+                         [Skipped(r["path"], r["reason"], r.get("line")) for r in group if r["reason"] is not None]))
         for r in docs:
             if r["id"] in seen:  # a later duplicate: merge_loaded skips it, so its chunks must not stand in
                 continue
@@ -155,7 +155,7 @@ def _loaded_schema():
 
     ints = pa.list_(pa.int64())
     return pa.schema([("seq", pa.int64()), ("pos", pa.int64()), ("path", pa.string()), ("reason", pa.string()),
-                      ("id", pa.string()), ("text", pa.large_string()), ("title", pa.string()),
+                      ("line", pa.int64()), ("id", pa.string()), ("text", pa.large_string()), ("title", pa.string()),
                       ("date", pa.string()), ("source", pa.string()), ("unchanged", pa.bool_()),
                       ("chunk_index", ints), ("chunk_start", ints), ("chunk_end", ints), ("chunk_tokens", ints),
                       ("ids", pa.list_(pa.list_(pa.int32())))])
@@ -192,13 +192,13 @@ def _load_and_chunk(batch, *, chunking: ChunkSettings, known, cwd: str, max_byte
         for pos, doc in enumerate(docs):
             unchanged = hashes.get(doc.id) == content_hash(doc)
             chunks, ids = ([], []) if unchanged else _chunker(chunking).split(doc)
-            out.append({"seq": item["seq"], "pos": pos, "path": path, "reason": None, "id": doc.id,
+            out.append({"seq": item["seq"], "pos": pos, "path": path, "reason": None, "line": None, "id": doc.id,
                         "text": doc.text, "title": doc.title, "date": doc.date, "source": doc.source,
                         "unchanged": unchanged, "chunk_index": [c.index for c in chunks],
                         "chunk_start": [c.start for c in chunks], "chunk_end": [c.end for c in chunks],
                         "chunk_tokens": [c.n_tokens for c in chunks], "ids": ids})
         for pos, skip in enumerate(bad, start=len(docs)):
-            out.append({"seq": item["seq"], "pos": pos, "path": skip.path, "reason": skip.reason, "id": "",
+            out.append({"seq": item["seq"], "pos": pos, "path": skip.path, "reason": skip.reason, "line": skip.line, "id": "",
                         "text": "", "title": "", "date": None, "source": "", "unchanged": False, "chunk_index": [],
                         "chunk_start": [], "chunk_end": [], "chunk_tokens": [], "ids": []})
     return pa.Table.from_pylist(out, schema=_loaded_schema())

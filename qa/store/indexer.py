@@ -18,7 +18,7 @@ import numpy as np
 from qa.chunking import Chunker
 from qa.models.encoder import Encoder
 from qa.errors import IndexCorrupt, IndexIncompatible, IndexNotFound
-from qa.ingest.files import IngestResult, Skipped, load_paths, source_file
+from qa.ingest.files import IngestResult, Skipped, load_paths, source_file, source_line
 from qa.models.files import resolve_device
 from qa.store.parallel import ChunkPool, Chunked, ChunkRows, chunk_reports, default_workers
 from qa.settings import Settings
@@ -138,12 +138,17 @@ class Indexer:
         elsewhere (``qa/store/distributed.py``). New or changed reports missing from it are chunked and embedded here.
         """
         roots = [os.path.abspath(p) for p in paths]
-        unreadable = {os.path.abspath(s.path) for s in result.skipped}
+        loaded = {os.path.abspath(source_file(d.source)) for d in result.documents if d.source}
+        # a file that could not be read, or a .jsonl file none of whose lines could: all its reports stay
+        unreadable = {os.path.abspath(s.path) for s in result.skipped
+                      if s.line is None or os.path.abspath(s.path) not in loaded}
+        # a .jsonl file read but for some lines: the reports of those lines stay, the file's others follow it
+        bad_lines = {(os.path.abspath(s.path), s.line) for s in result.skipped if s.line is not None}
 
         def gone(doc: Document) -> bool:
             """A report whose file lies under the given paths and is no longer there (unreadable ones stay)."""
             src = os.path.abspath(source_file(doc.source)) if doc.source else ""
-            if src in unreadable:
+            if src in unreadable or (src, source_line(doc.source)) in bad_lines:
                 return False
             return any(src == r or src.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
 
