@@ -84,3 +84,17 @@ def test_nothing_to_swap_or_no_replacement_gives_no_negative():
     unanswerable = Example("q3", "Who designed the Kell bridge?", CTX, [], -1, "", "src")
     assert add_swapped_question_negatives([unanswerable], 1.0, seed=0) == []
     assert add_swapped_question_negatives([_asked("Who designed the Kell bridge?", "Ada Voss")], 0.0, seed=0) == []
+
+
+def test_a_year_that_bounds_a_period_is_not_swapped():
+    """"What opened after 1901?" is still answered by a later year of the paragraph: not a negative."""
+    for question in ("What opened after 1901?", "What happened between 1901 and 1907?", "What stood until 1907?"):
+        assert add_swapped_question_negatives([_asked(question, "Traffic")], 1.0, seed=0) == []
+
+
+def test_a_name_is_not_swapped_for_a_form_of_one_the_paragraph_holds():
+    normans = "The Normans settled in Normandy. Their leader Rollo swore fealty to the king."
+    keep = "The Norman keep at Orvik was built by Lena Brandt."
+    exs = [_asked("Who led the Normans?", "Rollo", normans), _asked("Who built the Norman keep?", "Lena Brandt", keep)]
+    # "Norman" -> "Normans" (and back) would still be answered by the paragraph: no negative
+    assert add_swapped_question_negatives(exs, 1.0, seed=0) == []

@@ -206,6 +206,9 @@ def add_removed_sentence_negatives(examples: list[Example], fraction: float, see
 
 
 _YEAR = re.compile(r"\b(?:1[5-9]|20)\d\d\b")
+# a year after these bounds a period ("after 1783", "between 1750 and 1783"): another year can still be answered
+_RELATIVE_YEAR = re.compile(r"\b(?:before|after|since|by|until|till|between|from|to|through|prior to|as of|"
+                            r"and|or|[-–])\s*$", re.IGNORECASE)
 _QUESTION_WORDS = frozenset("what which who whom whose when where why how in on at the a an of".split())
 
 
@@ -214,7 +217,8 @@ def _swappable(question: str, context: str) -> list[tuple[int, int, str]]:
     pattern (``qa.reading.answer_types.ENTITY``); the question's first word is never one (it is capitalised anyway)."""
     from qa.reading.answer_types import ENTITY
 
-    found = [(m.start(), m.end(), "year") for m in _YEAR.finditer(question) if m.group() in context]
+    found = [(m.start(), m.end(), "year") for m in _YEAR.finditer(question)
+             if m.group() in context and not _RELATIVE_YEAR.search(question[: m.start()])]
     for m in ENTITY.finditer(question):
         text = m.group()
         if m.start() == 0 or text.lower() in _QUESTION_WORDS or _YEAR.fullmatch(text) or len(text) < 3:
@@ -222,6 +226,15 @@ def _swappable(question: str, context: str) -> list[tuple[int, int, str]]:
         if text in context:
             found.append((m.start(), m.end(), "name"))
     return found
+
+
+def _mentions(low_context: str, term: str) -> bool:
+    """Whether the paragraph (lower-cased) holds ``term`` or a form of it ("Norman" / "Normans"): the whole term, or
+    a word of five letters or more whose first five a word of the paragraph starts with."""
+    if term.lower() in low_context:
+        return True
+    words = set(_WORD.findall(low_context))
+    return any(len(w) >= 5 and any(x.startswith(w[:5]) for x in words) for w in _WORD.findall(term.lower()))
 
 
 def add_swapped_question_negatives(examples: list[Example], fraction: float, seed: int) -> list[Example]:
@@ -253,7 +266,7 @@ def add_swapped_question_negatives(examples: list[Example], fraction: float, see
             else:
                 pool = names[len(ex.question[s:e].split())]
                 new = rng.choice(pool) if pool else ""
-            if new and new.lower() not in low and new != ex.question[s:e]:
+            if new and not _mentions(low, new) and new != ex.question[s:e]:
                 break
         else:
             continue
