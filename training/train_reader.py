@@ -378,7 +378,7 @@ def device_and_amp(args) -> tuple[torch.device, bool]:
         torch.set_num_threads(max(1, os.cpu_count() or 1))
         if amp and not cpu_has_native_bf16():  # emulated bf16 is ~300x slower than fp32 (AVX2-only EPYC: 0.3 GFLOPS)
             log.warning("--bf16 ignored: this CPU has no native bf16 (AVX512-BF16 or AMX); training runs in fp32")
-            amp = False
+            amp = args.bf16 = False  # and the summary's recipe says so
     return device, amp
 
 
