@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from conftest import ROOT, SEED_ID, SEED_QUESTION
-from qa.errors import BadFeedback, BadFilter, BadQuestion
+from qa.errors import BadFeedback, BadFilter, BadQuestion, IndexNotFound
 from qa.settings import Settings
 from qa.store.index import current_generation
 from qa.ui.render import esc
@@ -98,9 +98,16 @@ def test_the_api_turn_and_a_verdict_with_its_right_answer(seed_index_copy, tmp_p
 
 def test_first_run_builds_the_index_from_seeds(tmp_path):
     said: list[str] = []
-    service = ChatService(tmp_path / "index", settings=Settings())
+    service = ChatService(tmp_path / "index", seeds=ROOT / "seeds", settings=Settings())
     service.ensure_index(say=said.append)
     assert current_generation(tmp_path / "index").exists()
     assert "building it from" in said[0] and "seeds" in said[0] and "1 reports" in said[1]
     service.ensure_index(say=said.append)  # an index is there now: nothing to do
     assert len(said) == 2
+
+
+def test_without_seeds_a_missing_index_is_a_clear_error_and_nothing_is_built(tmp_path):
+    service = ChatService(tmp_path / "index", settings=Settings())
+    with pytest.raises(IndexNotFound, match="qa index REPORTS"):
+        service.ensure_index()
+    assert not (tmp_path / "index").exists()

@@ -34,7 +34,6 @@ from qa.ui.render import (VERDICT_DONE, answer_html, answer_text, esc, feedback_
                           report_rows)
 
 log = logging.getLogger(__name__)
-CHECKOUT = Path(__file__).resolve().parents[2]  # the repository: seeds/ and the default index/ are here
 MAX_HISTORY = 20  # earlier answers kept per conversation for follow-ups
 MAX_MESSAGES = 2 * 50  # chat messages kept on the page per session (the last 50 questions and answers)
 # Serving limits (docs/reliability.md): questions waiting, questions answered at once. Past QUEUE_SIZE waiting,
@@ -85,11 +84,11 @@ class VerdictShown:
 class ChatService:
     """One Assistant for every session, opened on first use; uploads and removals go through its Indexer."""
 
-    def __init__(self, index_dir: str | os.PathLike, *, seeds: str | os.PathLike = CHECKOUT / "seeds",
+    def __init__(self, index_dir: str | os.PathLike, *, seeds: str | os.PathLike | None = None,
                  settings: Settings | None = None, max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
                  feedback_db: str | os.PathLike | None = None, batch_wait_ms: float | None = None,
                  rate_limit: int = 0, max_pending: int = QUEUE_SIZE + CHAT_CONCURRENCY,
-                 backend: str | None = None, root: str | os.PathLike = CHECKOUT) -> None:
+                 backend: str | None = None, root: str | os.PathLike = ".") -> None:
         if max_upload_mb <= 0:
             raise ValueError("max_upload_mb must be positive")
         self.batch_wait_ms = batch_wait_ms  # None: every question runs its own forward passes
@@ -100,7 +99,7 @@ class ChatService:
         self.index_dir = Path(index_dir)
         self.feedback_db = Path(feedback_db) if feedback_db else self.index_dir / "feedback.sqlite3"
         self._feedback: FeedbackStore | None = None
-        self.seeds = Path(seeds)
+        self.seeds = Path(seeds) if seeds is not None else None  # what to index when there is no index yet
         self.root = str(root)  # sources are shown relative to this folder
         self.settings = (settings or Settings.from_env()).with_(index_dir=str(self.index_dir))
         self.max_upload_bytes = int(max_upload_mb * 1024 * 1024)
@@ -108,12 +107,14 @@ class ChatService:
         self._lock = threading.Lock()
 
     def ensure_index(self, say: Callable[[str], None] = log.info) -> None:
-        """Build the index from seeds/ when the index folder has none."""
+        """Build the index from ``seeds`` when the index folder has none (without ``seeds``: IndexNotFound)."""
         try:
             current_generation(self.index_dir)
             return
         except IndexNotFound:
-            pass
+            if self.seeds is None:
+                raise IndexNotFound(f'no index in {self.index_dir}/: run "qa index REPORTS --index {self.index_dir}"'
+                                    " or give ChatService seeds=FOLDER to build it from") from None
         say(f"No index in {self.index_dir}/: building it from {self.seeds}/ ...")
         report = Indexer(self.settings).sync([self.seeds])
         say(f"Built the index: {report.summary()}")
