@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from qa import _extract
+from qa.ingest import extract
 from qa.ingest.extract import Extracted, clip_title, date_of, first_line, normalise_text, parse_date
 from qa.errors import IngestError
 from qa.types import Document
@@ -214,7 +214,7 @@ def _load_safely(path: str, file_id: str, max_bytes: int) -> tuple[list[Document
         return [], [Skipped(path, str(exc))]
     except Exception as exc:  # one bad file must never abort a run
         logger.debug("unexpected error loading %s", path, exc_info=True)
-        return [], [Skipped(path, f"unexpected {type(exc).__name__}: {_extract.one_line(exc)}")]
+        return [], [Skipped(path, f"unexpected {type(exc).__name__}: {extract.one_line(exc)}")]
 
 
 def _load(path: str, file_id: str, max_bytes: int) -> tuple[list[Document], list[Skipped]]:
@@ -246,13 +246,13 @@ def _load(path: str, file_id: str, max_bytes: int) -> tuple[list[Document], list
 
 def _extract_file(path: str, suffix: str, max_bytes: int) -> Extracted:
     if suffix == ".pdf":
-        return _extract.extract_pdf(path)
+        return extract.extract_pdf(path)
     if suffix == ".docx":
-        _extract.check_zip(path, max_bytes)
-        return _extract.extract_docx(path)
+        extract.check_zip(path, max_bytes)
+        return extract.extract_docx(path)
     raw = read_text_file(path)
     if suffix in (".html", ".htm"):
-        return _extract.extract_html(raw)
+        return extract.extract_html(raw)
     return _extract_plain(raw, markdown=suffix in (".md", ".markdown"))
 
 
