@@ -160,7 +160,8 @@ def test_summary_equals_official_scorer(records: list[Record]) -> None:
 
 def _record(rid: str, golds: tuple[str, ...], pred: str, conf: float, rank: int | None = None,
             doc: str | None = None) -> Record:
-    from qa.eval.metrics import exact_score, f1_score, question_type
+    from qa.eval.metrics import exact_score, f1_score
+    from qa.reading.answer_types import question_type
 
     q = f"What about {rid}?"
     return Record(rid, q, golds, pred, exact_score(pred, golds), f1_score(pred, golds), conf, rank, 10.0,

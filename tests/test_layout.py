@@ -55,6 +55,18 @@ def test_the_library_never_imports_upward(path):
     assert forbidden == [], f"{name} imports {forbidden}: the library must not depend on its faces"
 
 
+# The answering path (files -> chunks -> index -> passages -> answer) does not depend on measuring, serving or feedback.
+PIPELINE = ("qa.ingest", "qa.models", "qa.store", "qa.reading", "qa.chunking", "qa.retrieve")
+ABOVE_PIPELINE = ("qa.eval", "qa.serving", "qa.feedback")
+
+
+@pytest.mark.parametrize("path", [p for p in LIBRARY if module_name(p).startswith(PIPELINE)],
+                         ids=lambda p: str(p.relative_to(ROOT)))
+def test_the_answering_stages_do_not_import_evaluation_serving_or_feedback(path):
+    forbidden = [m for m in imported(path) if any(within(m, top) for top in ABOVE_PIPELINE)]
+    assert forbidden == [], f"{module_name(path)} imports {forbidden}"
+
+
 def test_the_layering_check_sees_upward_imports(tmp_path):
     """The check above can fail: a module that imports the CLI, relatively or not, is caught."""
     bad = QA / "store" / "index.py"

@@ -10,12 +10,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from conftest import shared_dir
+from qa.reading.answer_types import question_type
 from qa.eval.metrics import (
     exact_score,
     f1_score,
     find_best_thresh,
     normalize_answer,
-    question_type,
     score_predictions,
     squad_gold,
 )

@@ -18,7 +18,8 @@ from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from qa.eval.metrics import QUESTION_TYPES, exact_score, f1_score, has_answer, normalize_answer, question_type
+from qa.eval.metrics import exact_score, f1_score, has_answer, normalize_answer
+from qa.reading.answer_types import QUESTION_TYPES, question_type
 from qa.eval.metrics import score_predictions
 from qa.eval.questions import Question, QuestionSet
 from qa.types import Answer, Hit

@@ -1,4 +1,5 @@
-"""The official SQuAD metric (evaluate-v2.0 logic), re-implemented, plus question typing.
+"""The official SQuAD metric (evaluate-v2.0 logic), re-implemented. (Questions are typed by
+:func:`qa.reading.answer_types.question_type`, the one question classifier.)
 
 Scores are per question: exact match (0/1) and token F1, each the maximum over the gold answers
 after :func:`normalize_answer`. A question whose gold list is empty, or holds only answers that
@@ -171,32 +172,3 @@ def score_predictions(
         out["best_exact"], out["best_exact_thresh"] = find_best_thresh(preds, exact, probs, answerable)
         out["best_f1"], out["best_f1_thresh"] = find_best_thresh(preds, f1, probs, answerable)
     return out
-
-
-QUESTION_TYPES = ("when", "who", "where", "how many", "how much", "what", "which", "why", "how", "other")
-_WORDS = re.compile(r"[a-z]+")
-_TIME_NOUNS = frozenset(
-    "year years date dates century centuries decade decades month months day days time era period age".split()
-)
-_WH = {"when": "when", "who": "who", "whom": "who", "whose": "who", "where": "where", "why": "why",
-       "what": "what", "which": "which", "how": "how"}
-
-
-def question_type(question: str) -> str:
-    """Classify a question by its first wh-word: one of :data:`QUESTION_TYPES`.
-
-    "how many"/"how much" win over "how"; "what"/"which" followed by a time noun ("in what year",
-    "which century") is "when"; a question with no wh-word is "other".
-    """
-    words = _WORDS.findall(question.lower())
-    for i, word in enumerate(words):
-        kind = _WH.get(word)
-        if kind is None:
-            continue
-        following = words[i + 1] if i + 1 < len(words) else ""
-        if kind == "how" and following in ("many", "much"):
-            return f"how {following}"
-        if kind in ("what", "which") and following in _TIME_NOUNS:
-            return "when"
-        return kind
-    return "other"

@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from qa.feedback.store import VERDICTS, Feedback, now_utc
-from qa.eval.metrics import QUESTION_TYPES, question_type
+from qa.reading.answer_types import QUESTION_TYPES, question_type
 from qa.types import Document
 
 SOURCE = "qa feedback export"

@@ -1,7 +1,7 @@
 """What kind of answer a question wants, whether a span is of that kind, and answers that are lists.
 
 - :func:`expected_kind`: who -> ``name``, which company/country/city... -> ``name``, when -> ``date``, how many/much ->
-  ``number``, where -> ``place``; otherwise None (any kind). Built on :func:`qa.eval.metrics.question_type`, the one
+  ``number``, where -> ``place``; otherwise None (any kind). Built on :func:`question_type` (below), the one
   question classifier.
 - :func:`fits`: whether a span is of a kind, from capitalisation and number/date patterns (no model).
 - :func:`list_span`: the whole coordinated list ("corruption, lack of resources, and ongoing security challenges")
@@ -20,7 +20,36 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from qa.eval.metrics import question_type
+
+# --- the question classifier: one for every user (answer kinds, the rules reader, evaluation by type) ---
+QUESTION_TYPES = ("when", "who", "where", "how many", "how much", "what", "which", "why", "how", "other")
+_WORDS = re.compile(r"[a-z]+")
+_TIME_NOUNS = frozenset(
+    "year years date dates century centuries decade decades month months day days time era period age".split()
+)
+_WH = {"when": "when", "who": "who", "whom": "who", "whose": "who", "where": "where", "why": "why",
+       "what": "what", "which": "which", "how": "how"}
+
+
+def question_type(question: str) -> str:
+    """Classify a question by its first wh-word: one of :data:`QUESTION_TYPES`.
+
+    "how many"/"how much" win over "how"; "what"/"which" followed by a time noun ("in what year",
+    "which century") is "when"; a question with no wh-word is "other".
+    """
+    words = _WORDS.findall(question.lower())
+    for i, word in enumerate(words):
+        kind = _WH.get(word)
+        if kind is None:
+            continue
+        following = words[i + 1] if i + 1 < len(words) else ""
+        if kind == "how" and following in ("many", "much"):
+            return f"how {following}"
+        if kind in ("what", "which") and following in _TIME_NOUNS:
+            return "when"
+        return kind
+    return "other"
+
 
 MONTH = (r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?|"
          r"Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)")

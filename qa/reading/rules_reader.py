@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from qa.reading.answer_types import DATE, ENTITY, NUMBER, expected_kind
 from qa.chunking import split_sentences
-from qa.eval.metrics import question_type
+from qa.reading.answer_types import question_type
 from qa.store.bm25 import tokenize
 from qa.types import Chunk, Span
 
