@@ -246,16 +246,16 @@ def add_swapped_question_negatives(examples: list[Example], fraction: float, see
     the new term is nowhere in the paragraph (any case), so the label "no answer" holds.
     """
     rng = random.Random(seed)
+    spots_of = [_swappable(ex.question, ex.context) for ex in examples]
     names: dict[int, list[str]] = defaultdict(list)  # word count -> names seen in the set's questions
-    for ex in examples:
-        for s, e, kind in _swappable(ex.question, ex.context):
+    for ex, spots in zip(examples, spots_of):
+        for s, e, kind in spots:
             if kind == "name":
                 names[len(ex.question[s:e].split())].append(ex.question[s:e])
     out: list[Example] = []
-    for ex in examples:
+    for ex, spots in zip(examples, spots_of):
         if not ex.answers or rng.random() >= fraction:
             continue
-        spots = _swappable(ex.question, ex.context)
         if not spots:
             continue
         s, e, kind = rng.choice(spots)
