@@ -1,6 +1,7 @@
 """Training data for the span reader: SQuAD-format files -> examples -> tokenised windows.
 
-Kept free of the rest of the package (only numpy, torch-free) so it runs on a bare GPU machine.
+Torch-free, and of the package it uses only ``qa.reading.answer_types``' patterns (plain Python), so it runs on a
+bare GPU machine.
 """
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+
+from qa.reading.answer_types import ENTITY, YEAR
 
 # Files whose own split is a validation split; everything else is split by article.
 VALIDATION_FILES = ("subjqa_dev", "fairytaleqa_explicit_val")
@@ -205,7 +208,7 @@ def add_removed_sentence_negatives(examples: list[Example], fraction: float, see
     return out
 
 
-_YEAR = re.compile(r"\b(?:1[5-9]|20)\d\d\b")
+_YEAR = re.compile(rf"\b{YEAR}\b")
 # a year after these bounds a period ("after 1783", "between 1750 and 1783"): another year can still be answered
 _RELATIVE_YEAR = re.compile(r"\b(?:before|after|since|by|until|till|between|from|to|through|prior to|as of|"
                             r"and|or|[-–])\s*$", re.IGNORECASE)
@@ -215,8 +218,6 @@ _QUESTION_WORDS = frozenset("what which who whom whose when where why how in on 
 def _swappable(question: str, context: str) -> list[tuple[int, int, str]]:
     """(start, end, kind) of the question's names and years that its paragraph holds, in the project's one entity
     pattern (``qa.reading.answer_types.ENTITY``); the question's first word is never one (it is capitalised anyway)."""
-    from qa.reading.answer_types import ENTITY
-
     found = [(m.start(), m.end(), "year") for m in _YEAR.finditer(question)
              if m.group() in context and not _RELATIVE_YEAR.search(question[: m.start()])]
     for m in ENTITY.finditer(question):

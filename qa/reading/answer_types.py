@@ -53,9 +53,10 @@ def question_type(question: str) -> str:
 
 MONTH = (r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?|"
          r"Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)")
+YEAR = r"(?:1[5-9]|20)\d{2}"  # a year of the last five centuries
 DATE = re.compile(
     rf"\b(?:\d{{1,2}}\s+{MONTH}\s+\d{{4}}|{MONTH}\s+\d{{1,2}},?\s+\d{{4}}|{MONTH}\s+\d{{4}}|\d{{4}}-\d{{2}}-\d{{2}}"
-    rf"|(?:1[5-9]|20)\d{{2}}s?)\b")
+    rf"|{YEAR}s?)\b")
 _TIME = re.compile(
     rf"\b(?:{MONTH}|Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|today|yesterday|tomorrow|tonight|"
     r"morning|afternoon|evening|night|week|month|year|decade|century|centuries|spring|summer|autumn|fall|winter|"
