@@ -15,7 +15,7 @@ PIP_INSTALL = $(BIN)/python -m pip install -q $(if $(TORCH_INDEX),--extra-index-
 ALL_EXTRAS := app,bench,ray,test,train
 LOCK_TOOLS := $(VENV)-lock
 
-.PHONY: install install-app run test test-fast browser stress soak bench lock python-venv clean
+.PHONY: install install-app run test test-fast browser jemalloc stress soak bench lock python-venv clean
 
 install: $(VENV)/.stamp-all
 install-app: $(VENV)/.stamp-app
@@ -75,22 +75,31 @@ browser:
 	      (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	    else echo "chromium is not installed and cannot be installed here: browser tests will be skipped"; fi; }
 
-run: install-app
+# jemalloc from Debian: the launcher and Ray's replicas run on it when it is there, and a server's memory stays flat
+# (docs/reliability.md); without it they run on glibc's malloc and trim it every 100 questions.
+jemalloc:
+	@test -e /usr/lib/$$(uname -m)-linux-gnu/libjemalloc.so.2 || \
+	  { if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	      (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libjemalloc2 >/dev/null \
+	        || echo "libjemalloc2 could not be installed: the server runs on glibc's malloc"; \
+	    else echo "libjemalloc2 is not installed (apt-get install libjemalloc2): the server runs on glibc's malloc"; fi; }
+
+run: install-app jemalloc
 	$(BIN)/python app.py --host $(HOST) --port $(PORT)
 
-test: install browser
+test: install browser jemalloc
 	$(BIN)/python -m pytest
 
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow and not browser and not stress"
 
-stress: install
+stress: install jemalloc
 	$(BIN)/python -m pytest -m stress -p no:cacheprovider -s tests/stress
 
 # 10,000 questions from 20 clients through /chat while reports are added and removed; RSS every 100 questions
 # (docs/reliability.md). SOAK_QUESTIONS=1000 for a shorter run; SOAK_OUT=FILE keeps the curve as JSON.
 SOAK_QUESTIONS ?= 10000
-soak: install
+soak: install jemalloc
 	QA_SOAK=1 SOAK_QUESTIONS=$(SOAK_QUESTIONS) $(BIN)/python -m pytest -m stress -p no:cacheprovider -s tests/stress/test_soak.py
 
 bench: install

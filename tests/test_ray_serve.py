@@ -20,6 +20,7 @@ except ImportError as e:  # ray without its serve extra
 
 from qa.assistant import Assistant
 from qa.store.indexer import Indexer
+from qa.serving.allocator import jemalloc_path
 from qa.serving.ray_serve import ROUTE, deployment
 from qa.settings import Settings
 from qa.store.index import IndexStore
@@ -99,6 +100,16 @@ def test_replicas_answer_as_the_single_process_does(replicas, seed_index, encode
     with pytest.raises(urllib.error.HTTPError) as bad:
         _post(url, {"question": "   "})
     assert bad.value.code == 400 and "empty" in json.loads(bad.value.read())["error"]
+    with pytest.raises(urllib.error.HTTPError) as bad:
+        _post(url, {"question": SEED_QUESTION, "k": "five"})
+    assert bad.value.code == 400 and "k must be int" in json.loads(bad.value.read())["error"]
+
+
+def test_replicas_run_on_jemalloc_when_the_node_has_it(replicas):
+    url, _ = replicas
+    want = "jemalloc" if jemalloc_path() else "glibc"
+    seen = _every_replica(url)
+    assert len(seen) == 2 and {d["allocator"] for d in seen.values()} == {want}, seen
 
 
 def test_an_index_update_is_seen_by_every_replica(replicas, encoder, span_reader):

@@ -7,7 +7,7 @@ import pytest
 
 from qa.assistant import Assistant
 from qa.serving.batching import BatchedEncoder, BatchedReader, MicroBatcher
-from qa.errors import Busy
+from qa.errors import Busy, QAError
 from qa.serving.limits import BUSY_MESSAGE, Admission, RateLimiter
 from qa.settings import Settings
 from qa.store.index import IndexStore
@@ -236,3 +236,66 @@ def test_qa_serve_says_what_it_needs(tmp_path, capsys):
     assert "add --ray" in capsys.readouterr().err
     assert main(["serve", "--ray", "--replicas", "0", "--index", str(tmp_path)]) == 2
     assert "--replicas must be >= 1" in capsys.readouterr().err
+
+
+def test_replica_requests_are_checked_and_errors_say_whose_they_are():
+    from qa.errors import BadFilter, BadQuestion, IndexCorrupt
+    from qa.serving.ray_serve import error_response, parse_body
+
+    ok = parse_body({"question": "q?", "k": 3, "threshold": 0.4, "history": [], "doc_ids": None})
+    assert ok["question"] == "q?" and ok["history"] == [] and ok["k"] == 3
+    for bad, said in [([1], "send JSON"), ({"k": 3}, "send JSON"), ({"question": "q", "kk": 1}, "unknown field"),
+                      ({"question": "q", "k": "5"}, "k must be int"), ({"question": "q", "k": True}, "k must be"),
+                      ({"question": "q", "threshold": "x"}, "threshold must be a number"),
+                      ({"question": "q", "history": [{"text": 1}]}, "history must be")]:
+        with pytest.raises(BadQuestion, match=said):
+            parse_body(bad)
+    assert error_response(BadQuestion("empty"))[:2] == (400, {"error": "empty"})
+    assert error_response(BadFilter("bad date"))[0] == 400
+    status, said, headers = error_response(Busy("busy", retry_after_s=2.2))
+    assert (status, headers) == (503, {"Retry-After": "3"})
+    status, said, _ = error_response(IndexCorrupt("chunks.jsonl is truncated"))
+    assert status == 500 and "cannot answer" in said["error"] and "truncated" in said["error"]
+    status, said, _ = error_response(KeyError("a bug"))  # a server fault, not the client's: no 400, no traceback
+    assert status == 500 and "KeyError" in said["error"] and "a bug" not in said["error"]
+
+
+def test_backend_client_passes_busy_with_retry_after_and_retries_a_failing_replica():
+    """ask_backend against a real HTTP server that answers 500 once, then an answer; and one that answers 503."""
+    import json
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from qa.serving.client import ask_backend
+    from qa.types import Answer
+
+    replies: list[tuple[int, dict, dict]] = []
+    answer = Answer(question="q?", text="2012", score=0.9).to_dict()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's name
+            self.rfile.read(int(self.headers["Content-Length"]))
+            status, body, headers = replies.pop(0)
+            self.send_response(status)
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(json.dumps(body).encode())
+
+        def log_message(self, *a):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/ask"
+    try:
+        replies[:] = [(500, {"error": "this replica cannot answer: damaged"}, {}), (200, answer, {})]
+        assert ask_backend(url, "q?", [], None, None, None, None, None).text == "2012"
+        replies[:] = [(503, {"error": "busy here"}, {"Retry-After": "7"})]
+        with pytest.raises(Busy, match="busy here") as busy:
+            ask_backend(url, "q?", [], None, None, None, None, None)
+        assert busy.value.retry_after_s == 7.0 and replies == []
+        replies[:] = [(500, {"error": "this replica cannot answer: damaged"}, {})] * 2
+        with pytest.raises(QAError, match="damaged"):
+            ask_backend(url, "q?", [], None, None, None, None, None, attempts=2)
+    finally:
+        server.shutdown()

@@ -8,6 +8,7 @@ it runs itself again with jemalloc preloaded. ``QA_ALLOCATOR=glibc`` keeps glibc
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import sys
@@ -35,22 +36,47 @@ def current_allocator() -> str:
         return "glibc"
 
 
+TRIM_EVERY = 100  # questions between malloc_trim calls in a server running on glibc's malloc
+
+
+def jemalloc_env() -> dict[str, str]:
+    """The environment variables that start a new process on jemalloc (``LD_PRELOAD``, ``MALLOC_CONF``), or {} when
+    jemalloc is not installed or ``QA_ALLOCATOR=glibc``. For the launcher's own restart and for the processes it
+    has others start (Ray Serve's replicas)."""
+    path = jemalloc_path()
+    if os.environ.get("QA_ALLOCATOR", "jemalloc") == "glibc" or path is None:
+        return {}
+    preload = os.environ.get("LD_PRELOAD", "")
+    if "libjemalloc" not in preload:
+        preload = ":".join(p for p in (path, preload) if p)
+    return {"LD_PRELOAD": preload, "MALLOC_CONF": os.environ.get("MALLOC_CONF", JEMALLOC_CONF)}
+
+
 def relaunch_with_jemalloc(argv: Sequence[str] | None = None) -> None:
     """Replace this process by itself with jemalloc preloaded, when jemalloc is installed, not yet loaded, and
     ``QA_ALLOCATOR`` is not ``glibc``; otherwise return. Call it first thing in a launcher's ``main``."""
-    if os.environ.get("QA_ALLOCATOR", "jemalloc") == "glibc" or os.environ.get("_QA_RELAUNCHED"):
+    extra = jemalloc_env()
+    if not extra or os.environ.get("_QA_RELAUNCHED") or current_allocator() == "jemalloc":
         return
-    path = jemalloc_path()
-    if path is None or current_allocator() == "jemalloc":
-        return
-    env = dict(os.environ, _QA_RELAUNCHED="1")
-    env["LD_PRELOAD"] = ":".join(p for p in (path, env.get("LD_PRELOAD", "")) if p)
-    env.setdefault("MALLOC_CONF", JEMALLOC_CONF)
+    env = dict(os.environ, _QA_RELAUNCHED="1", **extra)
     args = [sys.executable, *(sys.argv if argv is None else argv)]
     try:
         os.execve(sys.executable, args, env)
     except OSError as e:  # keep running under glibc rather than not at all
         log.warning("could not restart with jemalloc (%s); running with glibc's malloc", e)
+
+
+class Trimmer:
+    """Counts a server's questions and, on glibc's malloc, gives its free pages back every ``every`` of them."""
+
+    def __init__(self, every: int = TRIM_EVERY) -> None:
+        self.every = every
+        self._count = itertools.count(1)
+        self.glibc = current_allocator() == "glibc"
+
+    def asked(self) -> None:
+        if self.glibc and next(self._count) % self.every == 0:
+            release_free_memory()
 
 
 def release_free_memory() -> bool:

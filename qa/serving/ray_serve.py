@@ -6,18 +6,25 @@ questions it is sent (``qa/serving/batching.py``), and switches to a newer gener
 sends its questions here, so pages and replicas scale apart.
 
 HTTP: ``POST /ask`` with JSON ``{"question": ..., "history": [answer dicts], "k", "threshold", "doc_ids",
-"date_from", "date_to"}`` -> ``Answer.to_dict()`` (plus ``replica``, the replica that answered); a bad question or
-setting -> 400 ``{"error": ...}``; more questions queued than ``max_queued`` -> 503 (Ray Serve's back-pressure).
+"date_from", "date_to"}`` -> ``Answer.to_dict()`` (plus ``replica``, the replica that answered). Errors are JSON
+``{"error": ...}``: a bad question or setting -> 400; the replica busy -> 503 with ``Retry-After``; more questions
+queued than ``max_queued`` -> 503 (Ray Serve's back-pressure); the replica's own failure (its index or model
+unreadable, a bug) -> 500, which the client retries on another replica.
+
+Replicas start on jemalloc when the node has it, like the launcher (``qa/serving/allocator.py``); on glibc's malloc
+they give free pages back every so many questions.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 from pathlib import Path
 from typing import Any
 
-from qa.errors import QAError
+from qa.errors import BadQuestion, Busy, QAError
+from qa.serving.allocator import Trimmer, current_allocator, jemalloc_env
 from qa.settings import Settings
 from qa.types import Answer
 
@@ -25,6 +32,38 @@ log = logging.getLogger(__name__)
 
 SERVE_MISSING = "qa serve --ray needs Ray Serve: pip install 'ray[serve]' (and report-qa's ray extra)"
 ROUTE = "/ask"
+FIELDS = {"question": str, "history": list, "k": int, "threshold": (int, float), "doc_ids": list, "date_from": str,
+          "date_to": str}  # the body's fields and their JSON types (all but the question may be null or absent)
+
+
+def parse_body(body: Any) -> dict[str, Any]:
+    """The request's fields, checked: ``BadQuestion`` (-> 400) for anything a client sent wrong."""
+    if not isinstance(body, dict) or not isinstance(body.get("question"), str):
+        raise BadQuestion('send JSON {"question": "..."}')
+    unknown = sorted(set(body) - set(FIELDS))
+    if unknown:
+        raise BadQuestion(f"unknown field(s) {', '.join(unknown)}; the fields are {', '.join(FIELDS)}")
+    for name, kind in FIELDS.items():
+        v = body.get(name)
+        if v is not None and (not isinstance(v, kind) or isinstance(v, bool)):
+            raise BadQuestion(f"{name} must be {getattr(kind, '__name__', 'a number')}, not {type(v).__name__}")
+    try:
+        history = [Answer.from_dict(d) for d in body.get("history") or []]
+    except (TypeError, KeyError, ValueError, AttributeError) as e:
+        raise BadQuestion(f"history must be a list of answers as /ask returns them ({e})") from e
+    return {**body, "history": history}
+
+
+def error_response(e: Exception) -> tuple[int, dict[str, str], dict[str, str]]:
+    """(HTTP status, JSON body, headers) for an exception raised while answering."""
+    if isinstance(e, Busy):
+        return 503, {"error": str(e)}, {"Retry-After": str(max(1, math.ceil(e.retry_after_s)))}
+    if isinstance(e, ValueError):  # BadQuestion, BadFilter, a bad setting: the client's to fix
+        return 400, {"error": str(e)}, {}
+    if isinstance(e, QAError):  # the replica cannot answer: its index or model
+        return 500, {"error": f"this replica cannot answer: {e}"}, {}
+    log.exception("replica failed on a question")
+    return 500, {"error": f"internal error ({type(e).__name__}); the replica's log has the details"}, {}
 
 
 def _serve():
@@ -44,6 +83,7 @@ class AssistantReplica:
         self.assistant = Assistant.open(index_dir, settings=settings)
         self.assistant.batch_concurrent(wait_ms)
         self.assistant.warm_up()
+        self.trimmer = Trimmer()
         try:
             import ray
 
@@ -51,14 +91,13 @@ class AssistantReplica:
         except Exception:  # noqa: BLE001 - only a label
             self.name = str(os.getpid())
 
-    def ask(self, body: dict[str, Any]) -> dict[str, Any]:
-        if not isinstance(body, dict) or "question" not in body:
-            raise ValueError('send JSON {"question": "..."}')
-        history = [Answer.from_dict(d) for d in body.get("history") or []]
+    def ask(self, body: Any) -> dict[str, Any]:
+        b = parse_body(body)
         self.assistant.reload_if_changed()
-        answer = self.assistant.ask(body["question"], history, body.get("k"), doc_ids=body.get("doc_ids"),
-                                    date_from=body.get("date_from"), date_to=body.get("date_to"),
-                                    threshold=body.get("threshold"))
+        answer = self.assistant.ask(b["question"], b["history"], b.get("k"), doc_ids=b.get("doc_ids"),
+                                    date_from=b.get("date_from"), date_to=b.get("date_to"),
+                                    threshold=b.get("threshold"))
+        self.trimmer.asked()
         return {**answer.to_dict(), "replica": self.name}
 
     def generation(self) -> str:
@@ -68,16 +107,24 @@ class AssistantReplica:
     async def __call__(self, request) -> Any:
         from starlette.responses import JSONResponse
 
-        if request.method == "GET":  # which generation of the index this replica answers from
-            return JSONResponse({"generation": await asyncio.to_thread(self.generation), "replica": self.name})
+        if request.method == "GET":  # which generation of the index this replica answers from, on which allocator
+            return JSONResponse({"generation": await asyncio.to_thread(self.generation), "replica": self.name,
+                                 "allocator": current_allocator()})
         try:
             body = await request.json()
         except ValueError:
             return JSONResponse({"error": "the body must be JSON"}, status_code=400)
         try:
             return JSONResponse(await asyncio.to_thread(self.ask, body))
-        except (QAError, ValueError, TypeError, KeyError) as e:
-            return JSONResponse({"error": str(e)}, status_code=400)
+        except Exception as e:  # noqa: BLE001 - every failure is an HTTP answer that says whose it is
+            status, said, headers = error_response(e)
+            return JSONResponse(said, status_code=status, headers=headers)
+
+
+def actor_options(cpus_per_replica: float) -> dict[str, Any]:
+    """Ray actor options for a replica: its CPUs, and jemalloc preloaded when this node has it."""
+    env = jemalloc_env()
+    return {"num_cpus": cpus_per_replica, **({"runtime_env": {"env_vars": env}} if env else {})}
 
 
 def deployment(index_dir: str, settings: Settings, *, replicas: int = 2, wait_ms: float = 5.0,
@@ -87,7 +134,7 @@ def deployment(index_dir: str, settings: Settings, *, replicas: int = 2, wait_ms
     serve = _serve()
     cls = serve.deployment(AssistantReplica, name="assistant", num_replicas=replicas,
                            max_ongoing_requests=max_ongoing, max_queued_requests=max_queued,
-                           ray_actor_options={"num_cpus": cpus_per_replica}, health_check_period_s=5)
+                           ray_actor_options=actor_options(cpus_per_replica), health_check_period_s=5)
     return cls.bind(os.path.abspath(index_dir), settings, wait_ms)
 
 

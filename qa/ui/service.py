@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import json
 import logging
 import os
@@ -23,7 +22,7 @@ from qa.errors import BadFeedback, BadFilter, BadQuestion, IndexNotFound, Ingest
 from qa.feedback.store import CORRECTABLE, Feedback, FeedbackStore
 from qa.feedback.verdicts import give_verdict, record
 from qa.ingest.files import SUPPORTED_SUFFIXES, load_file
-from qa.serving.allocator import release_free_memory
+from qa.serving.allocator import Trimmer
 from qa.serving.client import ask_backend
 from qa.serving.limits import Admission, RateLimiter
 from qa.settings import Settings
@@ -40,7 +39,6 @@ MAX_MESSAGES = 2 * 50  # chat messages kept on the page per session (the last 50
 # Gradio's queue answers HTTP 503 ("This application is currently busy").
 QUEUE_SIZE = 64  # questions waiting in the server's queue (env QA_QUEUE_SIZE)
 CHAT_CONCURRENCY = 16  # questions answered at once: their passages share forward passes (qa/serving/batching.py)
-TRIM_EVERY = 100  # questions between malloc_trim calls when the server runs on glibc's malloc (qa/serving/allocator.py)
 DEFAULT_MAX_UPLOAD_MB = 20.0
 
 
@@ -95,7 +93,7 @@ class ChatService:
         self.rate_limiter = RateLimiter(rate_limit)  # questions a minute per client; 0: no limit
         self.admission = Admission(max_pending)
         self.backend = backend  # `qa serve --ray`'s URL: questions go there; this process renders and indexes
-        self._asked = itertools.count(1)
+        self._trimmer = Trimmer()  # without jemalloc: glibc's free pages back to the system now and then
         self.index_dir = Path(index_dir)
         self.feedback_db = Path(feedback_db) if feedback_db else self.index_dir / "feedback.sqlite3"
         self._feedback: FeedbackStore | None = None
@@ -146,8 +144,7 @@ class ChatService:
             answer = a.ask(question, list(history)[-MAX_HISTORY:], int(k) if k else None,
                            doc_ids=list(doc_ids) if doc_ids else None, date_from=check_date(date_from, False),
                            date_to=check_date(date_to, True), threshold=threshold)
-        if next(self._asked) % TRIM_EVERY == 0:  # without jemalloc: glibc's free pages back to the system
-            release_free_memory()
+        self._trimmer.asked()
         return answer
 
     def turn(self, message: str, messages: Sequence[dict] | None, history: Sequence[Answer] | None, k: float,
