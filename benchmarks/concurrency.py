@@ -4,10 +4,12 @@ loaded in turn (interleaved rounds, so both see the same machine state), SOAK-st
     PYTHONPATH=. .venv/bin/python benchmarks/concurrency.py --before /tmp/before --index /tmp/seed \
         [--clients 20] [--per-client 10] [--rounds 3] [--out benchmarks/results/concurrency-....json]
 
-``--before`` is a checkout of the code before (e.g. ``git archive COMMIT | tar -x -C /tmp/before``); the "after"
-server is this tree. Prints questions/s, p50 and p95 per round and server, their ratios (medians over rounds), and
-whether every concurrent answer equals that server's single-user answer. Also the arithmetic: the matrix-product
-rate of this CPU, measured, against the reader's FLOPs per question. On a shared machine compare ratios, not rates.
+``--before`` is a checkout of the code before (e.g. ``git archive COMMIT | tar -x -C /tmp/before``), or ``.`` for
+this tree; the "after" server is this tree. ``--before-args``/``--after-args`` add options to each server's command
+line (e.g. ``--before . --after-args "--batch-wait-ms 5"``: micro-batching off against on, same code). Prints
+questions/s, p50 and p95 per round and server, their ratios (medians over rounds), and whether every concurrent
+answer equals that server's single-user answer. Also the arithmetic: the matrix-product rate of this CPU, measured,
+against the reader's FLOPs per question. On a shared machine compare ratios, not rates.
 """
 from __future__ import annotations
 
@@ -54,11 +56,11 @@ def client(url: str):
     return Client(url, verbose=False, analytics_enabled=False)
 
 
-def start(tree: Path, index: Path) -> tuple[subprocess.Popen, str]:
+def start(tree: Path, index: Path, extra: list[str]) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = dict(os.environ, PYTHONPATH=str(tree))
-    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--index", str(index)], cwd=tree, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--index", str(index), *extra], cwd=tree,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     t0 = time.monotonic()
     while True:
         try:
@@ -157,6 +159,8 @@ def main() -> int:
     ap.add_argument("--per-client", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--before-args", default="", help="options added to the before server's command line")
+    ap.add_argument("--after-args", default="", help="options added to the after server's command line")
     ap.add_argument("--arithmetic-only", action="store_true", help="only the FLOPs against the measured rate")
     args = ap.parse_args()
     if args.arithmetic_only:
@@ -165,9 +169,10 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="concurrency-"))
     servers = {}
     try:
-        for name, tree in (("before", args.before.resolve()), ("after", ROOT)):
+        plan = (("before", args.before.resolve(), args.before_args), ("after", ROOT, args.after_args))
+        for name, tree, extra in plan:
             shutil.copytree(args.index, tmp / name)
-            servers[name] = start(tree, tmp / name)
+            servers[name] = start(tree, tmp / name, extra.split())
         single = {}
         for name, (_, url) in servers.items():
             c = client(url)
