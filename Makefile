@@ -72,15 +72,16 @@ lock:
 browser:
 	@command -v chromium >/dev/null 2>&1 || test -x /usr/bin/chromium || \
 	  { if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
-	      (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	      (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 chromium >/dev/null; \
 	    else echo "chromium is not installed and cannot be installed here: browser tests will be skipped"; fi; }
 
 # jemalloc from Debian: the launcher and Ray's replicas run on it when it is there, and a server's memory stays flat
 # (docs/reliability.md); without it they run on glibc's malloc and trim it every 100 questions.
 jemalloc:
-	@test -e /usr/lib/$$(uname -m)-linux-gnu/libjemalloc.so.2 || \
+	@for f in /usr/lib/*-linux-gnu/libjemalloc.so.2 /usr/lib64/libjemalloc.so.2 /usr/lib/libjemalloc.so.2 \
+	    /usr/local/lib/libjemalloc.so.2; do test -e "$$f" && exit 0; done; \
 	  { if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
-	      (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libjemalloc2 >/dev/null \
+	      (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 libjemalloc2 >/dev/null \
 	        || echo "libjemalloc2 could not be installed: the server runs on glibc's malloc"; \
 	    else echo "libjemalloc2 is not installed (apt-get install libjemalloc2): the server runs on glibc's malloc"; fi; }
 

@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import random
+import shlex
 import shutil
 import socket
 import statistics
@@ -172,7 +173,7 @@ def main() -> int:
         plan = (("before", args.before.resolve(), args.before_args), ("after", ROOT, args.after_args))
         for name, tree, extra in plan:
             shutil.copytree(args.index, tmp / name)
-            servers[name] = start(tree, tmp / name, extra.split())
+            servers[name] = start(tree, tmp / name, shlex.split(extra))
         single = {}
         for name, (_, url) in servers.items():
             c = client(url)

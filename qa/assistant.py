@@ -11,7 +11,7 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from qa.models.encoder import Encoder
-from qa.errors import BadQuestion, ModelNotFound
+from qa.errors import BadQuestion, BadSetting, ModelNotFound
 from qa.followup import resolve_followup
 from qa.store.indexer import Indexer, manifest_expectations
 from qa.eval.metrics import normalize_answer
@@ -135,7 +135,7 @@ class Assistant:
         k = check_k(k or self.settings.k)
         threshold = self.threshold if threshold is None else threshold
         if not 0.0 <= threshold <= 1.0:
-            raise ValueError("threshold must be between 0 and 1")
+            raise BadSetting("threshold must be between 0 and 1")
         store, retriever = self._store, self._retriever
         resolved = resolve_followup(q, history or ())
         read_q, search_q = resolved.reader_question, resolved.search_query

@@ -13,6 +13,10 @@ class BadFilter(QAError, ValueError):
     """A search filter that cannot be read (a report date that is not YYYY, YYYY-MM or YYYY-MM-DD)."""
 
 
+class BadSetting(QAError, ValueError):
+    """A setting out of its range: passages read (k), the not-found threshold."""
+
+
 class IndexNotFound(QAError):
     """There is no index where one was expected."""
 

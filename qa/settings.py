@@ -5,6 +5,7 @@ import os
 from dataclasses import asdict, dataclass, field, replace
 
 from qa.chunking import ChunkSettings
+from qa.errors import BadSetting
 from qa.models.files import check_precision
 
 MAX_QUESTION_CHARS = 2000
@@ -12,9 +13,9 @@ MAX_K = 100  # passages one question may read
 
 
 def check_k(k: int) -> int:
-    """``k`` (passages read per question), checked: 1 to MAX_K; ValueError otherwise."""
+    """``k`` (passages read per question), checked: 1 to MAX_K; BadSetting (a ValueError) otherwise."""
     if not 1 <= k <= MAX_K:
-        raise ValueError(f"k must be between 1 and {MAX_K}")
+        raise BadSetting(f"k must be between 1 and {MAX_K}")
     return k
 
 

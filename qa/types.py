@@ -4,6 +4,9 @@ Offsets are always character offsets into the original report text (``Document.t
 """
 from __future__ import annotations
 
+import dataclasses
+import types
+import typing
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -111,3 +114,38 @@ class Answer:
             timings_ms=dict(d.get("timings_ms", {})),
             resolved_question=d.get("resolved_question"),
         )
+
+
+def check_fields(obj: Any, where: str = "") -> None:
+    """``TypeError`` unless every field of the dataclass ``obj`` (and of the dataclasses inside it) holds a value of
+    its annotated type: for records that come from outside (an HTTP body), before any code relies on them."""
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        _check_value(getattr(obj, f.name), hints[f.name], f"{where}{f.name}")
+
+
+def _check_value(v: Any, hint: Any, name: str) -> None:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for a in args:
+            try:
+                return _check_value(v, a, name)
+            except TypeError as e:
+                errors.append(e)
+        raise errors[0]
+    if hint is type(None):
+        ok = v is None
+    elif origin in (tuple, list, dict):
+        ok = isinstance(v, origin)
+        if ok:
+            for i, x in enumerate(v.values() if origin is dict else v):
+                _check_value(x, args[1] if origin is dict else args[0], f"{name}[{i}]")
+    elif dataclasses.is_dataclass(hint):
+        ok = isinstance(v, hint)
+        if ok:
+            check_fields(v, f"{name}.")
+    else:  # str, int, float (an int is a float; a bool is neither)
+        ok = not isinstance(v, bool) and isinstance(v, (int, float) if hint is float else hint)
+    if not ok:
+        raise TypeError(f"{name} must be {getattr(hint, '__name__', hint)}, not {type(v).__name__}")

@@ -20,7 +20,7 @@ except ImportError as e:  # ray without its serve extra
 
 from qa.assistant import Assistant
 from qa.store.indexer import Indexer
-from qa.serving.allocator import jemalloc_path
+from qa.serving.allocator import jemalloc_env
 from qa.serving.ray_serve import ROUTE, deployment
 from qa.settings import Settings
 from qa.store.index import IndexStore
@@ -107,7 +107,7 @@ def test_replicas_answer_as_the_single_process_does(replicas, seed_index, encode
 
 def test_replicas_run_on_jemalloc_when_the_node_has_it(replicas):
     url, _ = replicas
-    want = "jemalloc" if jemalloc_path() else "glibc"
+    want = "jemalloc" if jemalloc_env() else "glibc"
     seen = _every_replica(url)
     assert len(seen) == 2 and {d["allocator"] for d in seen.values()} == {want}, seen
 

@@ -239,41 +239,49 @@ def test_qa_serve_says_what_it_needs(tmp_path, capsys):
 
 
 def test_replica_requests_are_checked_and_errors_say_whose_they_are():
-    from qa.errors import BadFilter, BadQuestion, IndexCorrupt
+    from qa.errors import BadFilter, BadQuestion, BadSetting, IndexCorrupt
     from qa.serving.ray_serve import error_response, parse_body
+    from qa.types import Answer
 
-    ok = parse_body({"question": "q?", "k": 3, "threshold": 0.4, "history": [], "doc_ids": None})
-    assert ok["question"] == "q?" and ok["history"] == [] and ok["k"] == 3
+    earlier = Answer(question="Who?", text="the police", score=0.8).to_dict()
+    ok = parse_body({"question": "q?", "k": 3, "threshold": None, "history": [{**earlier, "replica": "r1"}],
+                     "doc_ids": ["a"]})
+    assert ok["question"] == "q?" and ok["history"] == [Answer.from_dict(earlier)] and ok["k"] == 3
     for bad, said in [([1], "send JSON"), ({"k": 3}, "send JSON"), ({"question": "q", "kk": 1}, "unknown field"),
                       ({"question": "q", "k": "5"}, "k must be int"), ({"question": "q", "k": True}, "k must be"),
                       ({"question": "q", "threshold": "x"}, "threshold must be a number"),
-                      ({"question": "q", "history": [{"text": 1}]}, "history must be")]:
+                      ({"question": "q", "doc_ids": [["x"]]}, "doc_ids must be a list of report ids"),
+                      ({"question": "q", "history": [{"text": 1}]}, "history must be"),
+                      ({"question": "q", "history": [{**earlier, "question": 5}]}, "question must be str"),
+                      ({"question": "q", "history": [{**earlier, "text": 5}]}, "text must be str")]:
         with pytest.raises(BadQuestion, match=said):
             parse_body(bad)
-    assert error_response(BadQuestion("empty"))[:2] == (400, {"error": "empty"})
-    assert error_response(BadFilter("bad date"))[0] == 400
-    status, said, headers = error_response(Busy("busy", retry_after_s=2.2))
-    assert (status, headers) == (503, {"Retry-After": "3"})
-    status, said, _ = error_response(IndexCorrupt("chunks.jsonl is truncated"))
+    for client_error in (BadQuestion("empty"), BadFilter("bad date"), BadSetting("k must be between 1 and 20")):
+        assert error_response(client_error) == (400, {"error": str(client_error)})
+    status, said = error_response(IndexCorrupt("chunks.jsonl is truncated"))
     assert status == 500 and "cannot answer" in said["error"] and "truncated" in said["error"]
-    status, said, _ = error_response(KeyError("a bug"))  # a server fault, not the client's: no 400, no traceback
-    assert status == 500 and "KeyError" in said["error"] and "a bug" not in said["error"]
+    for bug in (KeyError("a bug"), ValueError("operands could not be broadcast")):  # the server's, not the client's
+        status, said = error_response(bug)
+        assert status == 500 and type(bug).__name__ in said["error"] and str(bug) not in said["error"]
 
 
-def test_backend_client_passes_busy_with_retry_after_and_retries_a_failing_replica():
-    """ask_backend against a real HTTP server that answers 500 once, then an answer; and one that answers 503."""
+def test_backend_client_passes_busy_with_retry_after_and_sends_again_after_a_server_error():
+    """ask_backend against a real HTTP server: a 500 then an answer; a 503 with Retry-After; 500s to the end. What
+    the client sends is what a replica accepts."""
     import json
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     from qa.serving.client import ask_backend
+    from qa.serving.ray_serve import parse_body
     from qa.types import Answer
 
     replies: list[tuple[int, dict, dict]] = []
-    answer = Answer(question="q?", text="2012", score=0.9).to_dict()
+    sent: list[dict] = []
+    answer = Answer(question="q?", text="2012", score=0.9)
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):  # noqa: N802 - http.server's name
-            self.rfile.read(int(self.headers["Content-Length"]))
+            sent.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
             status, body, headers = replies.pop(0)
             self.send_response(status)
             for k, v in headers.items():
@@ -288,14 +296,51 @@ def test_backend_client_passes_busy_with_retry_after_and_retries_a_failing_repli
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/ask"
     try:
-        replies[:] = [(500, {"error": "this replica cannot answer: damaged"}, {}), (200, answer, {})]
-        assert ask_backend(url, "q?", [], None, None, None, None, None).text == "2012"
-        replies[:] = [(503, {"error": "busy here"}, {"Retry-After": "7"})]
-        with pytest.raises(Busy, match="busy here") as busy:
+        replies[:] = [(500, {"error": "this replica cannot answer: damaged"}, {}), (200, answer.to_dict(), {})]
+        assert ask_backend(url, "q?", [answer], 3, 0.5, ["a"], "2020-01-01", None) == answer
+        assert len(sent) == 2 and parse_body(sent[0])["history"] == [answer]
+        replies[:] = [(503, {"error": "queue full"}, {"Retry-After": "7"})]
+        with pytest.raises(Busy, match="busy, try again") as busy:
             ask_backend(url, "q?", [], None, None, None, None, None)
         assert busy.value.retry_after_s == 7.0 and replies == []
-        replies[:] = [(500, {"error": "this replica cannot answer: damaged"}, {})] * 2
-        with pytest.raises(QAError, match="damaged"):
+        replies[:] = [(500, {"error": "this replica cannot answer: /srv/index damaged"}, {})] * 2
+        with pytest.raises(QAError, match="cannot answer just now") as failed:
             ask_backend(url, "q?", [], None, None, None, None, None, attempts=2)
+        assert "/srv/index" not in str(failed.value)  # the replica's details stay in the logs
     finally:
         server.shutdown()
+
+
+def test_new_processes_get_jemalloc_when_it_is_there_and_glibc_servers_trim(monkeypatch, tmp_path):
+    from qa.serving import allocator
+    from qa.serving.ray_serve import actor_options
+
+    lib = tmp_path / "libjemalloc.so.2"
+    lib.write_bytes(b"")
+    monkeypatch.setattr(allocator, "JEMALLOC_PATHS", (str(lib),))
+    monkeypatch.delenv("QA_ALLOCATOR", raising=False)
+    monkeypatch.delenv("MALLOC_CONF", raising=False)
+    monkeypatch.setenv("LD_PRELOAD", "/opt/other.so")
+    env = allocator.jemalloc_env()
+    assert env == {"LD_PRELOAD": f"{lib}:/opt/other.so", "MALLOC_CONF": allocator.JEMALLOC_CONF}
+    assert actor_options(0.5) == {"num_cpus": 0.5, "runtime_env": {"env_vars": env}}
+    monkeypatch.setenv("LD_PRELOAD", f"/opt/other.so:{lib}")  # already there: left as it is
+    monkeypatch.setenv("MALLOC_CONF", "narenas:1")  # the operator's settings are kept
+    assert allocator.jemalloc_env() == {"LD_PRELOAD": f"/opt/other.so:{lib}", "MALLOC_CONF": "narenas:1"}
+    monkeypatch.setenv("QA_ALLOCATOR", "glibc")
+    assert allocator.jemalloc_env() == {} and actor_options(1) == {"num_cpus": 1}
+    monkeypatch.setattr(allocator, "JEMALLOC_PATHS", (str(tmp_path / "missing.so"),))
+    monkeypatch.delenv("QA_ALLOCATOR")
+    assert allocator.jemalloc_env() == {}
+
+    trims = []
+    monkeypatch.setattr(allocator, "release_free_memory", lambda: trims.append(1) or True)
+    monkeypatch.setattr(allocator, "current_allocator", lambda: "glibc")
+    t = allocator.Trimmer(every=3)
+    for _ in range(7):
+        t.asked()
+    assert len(trims) == 2
+    monkeypatch.setattr(allocator, "current_allocator", lambda: "jemalloc")
+    t = allocator.Trimmer(every=1)
+    t.asked()
+    assert len(trims) == 2  # jemalloc gives pages back itself

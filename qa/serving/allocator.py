@@ -47,7 +47,7 @@ def jemalloc_env() -> dict[str, str]:
     if os.environ.get("QA_ALLOCATOR", "jemalloc") == "glibc" or path is None:
         return {}
     preload = os.environ.get("LD_PRELOAD", "")
-    if "libjemalloc" not in preload:
+    if path not in preload.replace(" ", ":").split(":"):
         preload = ":".join(p for p in (path, preload) if p)
     return {"LD_PRELOAD": preload, "MALLOC_CONF": os.environ.get("MALLOC_CONF", JEMALLOC_CONF)}
 

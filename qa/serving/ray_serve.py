@@ -6,10 +6,10 @@ questions it is sent (``qa/serving/batching.py``), and switches to a newer gener
 sends its questions here, so pages and replicas scale apart.
 
 HTTP: ``POST /ask`` with JSON ``{"question": ..., "history": [answer dicts], "k", "threshold", "doc_ids",
-"date_from", "date_to"}`` -> ``Answer.to_dict()`` (plus ``replica``, the replica that answered). Errors are JSON
-``{"error": ...}``: a bad question or setting -> 400; the replica busy -> 503 with ``Retry-After``; more questions
-queued than ``max_queued`` -> 503 (Ray Serve's back-pressure); the replica's own failure (its index or model
-unreadable, a bug) -> 500, which the client retries on another replica.
+"date_from", "date_to"}`` -> ``Answer.to_dict()`` (plus ``replica``, the replica that answered). A replica's errors
+are JSON ``{"error": ...}``: a bad question, field or setting -> 400; the replica's own failure (its index or model
+unreadable, a bug) -> 500, which the client sends again. Ray Serve itself answers 503 with ``Retry-After`` (plain
+text) when more questions are queued than ``max_queued``, and 500 or 503 when a replica died with the question.
 
 Replicas start on jemalloc when the node has it, like the launcher (``qa/serving/allocator.py``); on glibc's malloc
 they give free pages back every so many questions.
@@ -18,20 +18,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import os
 from pathlib import Path
 from typing import Any
 
-from qa.errors import BadQuestion, Busy, QAError
+from qa.errors import BadFilter, BadQuestion, BadSetting, QAError
 from qa.serving.allocator import Trimmer, current_allocator, jemalloc_env
 from qa.settings import Settings
-from qa.types import Answer
+from qa.types import Answer, check_fields
 
 log = logging.getLogger(__name__)
 
 SERVE_MISSING = "qa serve --ray needs Ray Serve: pip install 'ray[serve]' (and report-qa's ray extra)"
 ROUTE = "/ask"
+RETRY_AFTER_S = 1  # what a refused client is told to wait (Retry-After) when every replica's queue is full
 FIELDS = {"question": str, "history": list, "k": int, "threshold": (int, float), "doc_ids": list, "date_from": str,
           "date_to": str}  # the body's fields and their JSON types (all but the question may be null or absent)
 
@@ -47,23 +47,25 @@ def parse_body(body: Any) -> dict[str, Any]:
         v = body.get(name)
         if v is not None and (not isinstance(v, kind) or isinstance(v, bool)):
             raise BadQuestion(f"{name} must be {getattr(kind, '__name__', 'a number')}, not {type(v).__name__}")
+    if not all(isinstance(d, str) for d in body.get("doc_ids") or []):
+        raise BadQuestion("doc_ids must be a list of report ids (strings)")
     try:
         history = [Answer.from_dict(d) for d in body.get("history") or []]
+        for h in history:
+            check_fields(h)
     except (TypeError, KeyError, ValueError, AttributeError) as e:
         raise BadQuestion(f"history must be a list of answers as /ask returns them ({e})") from e
     return {**body, "history": history}
 
 
-def error_response(e: Exception) -> tuple[int, dict[str, str], dict[str, str]]:
-    """(HTTP status, JSON body, headers) for an exception raised while answering."""
-    if isinstance(e, Busy):
-        return 503, {"error": str(e)}, {"Retry-After": str(max(1, math.ceil(e.retry_after_s)))}
-    if isinstance(e, ValueError):  # BadQuestion, BadFilter, a bad setting: the client's to fix
-        return 400, {"error": str(e)}, {}
-    if isinstance(e, QAError):  # the replica cannot answer: its index or model
-        return 500, {"error": f"this replica cannot answer: {e}"}, {}
+def error_response(e: Exception) -> tuple[int, dict[str, str]]:
+    """(HTTP status, JSON body) for an exception raised while answering."""
+    if isinstance(e, (BadQuestion, BadFilter, BadSetting)):  # the client's to fix
+        return 400, {"error": str(e)}
     log.exception("replica failed on a question")
-    return 500, {"error": f"internal error ({type(e).__name__}); the replica's log has the details"}, {}
+    if isinstance(e, QAError):  # the replica cannot answer: its index or model
+        return 500, {"error": f"this replica cannot answer: {e}"}
+    return 500, {"error": f"internal error ({type(e).__name__}); the replica's log has the details"}
 
 
 def _serve():
@@ -84,6 +86,7 @@ class AssistantReplica:
         self.assistant.batch_concurrent(wait_ms)
         self.assistant.warm_up()
         self.trimmer = Trimmer()
+        self.allocator = current_allocator()
         try:
             import ray
 
@@ -109,7 +112,7 @@ class AssistantReplica:
 
         if request.method == "GET":  # which generation of the index this replica answers from, on which allocator
             return JSONResponse({"generation": await asyncio.to_thread(self.generation), "replica": self.name,
-                                 "allocator": current_allocator()})
+                                 "allocator": self.allocator})
         try:
             body = await request.json()
         except ValueError:
@@ -117,8 +120,8 @@ class AssistantReplica:
         try:
             return JSONResponse(await asyncio.to_thread(self.ask, body))
         except Exception as e:  # noqa: BLE001 - every failure is an HTTP answer that says whose it is
-            status, said, headers = error_response(e)
-            return JSONResponse(said, status_code=status, headers=headers)
+            status, said = error_response(e)
+            return JSONResponse(said, status_code=status)
 
 
 def actor_options(cpus_per_replica: float) -> dict[str, Any]:
@@ -132,8 +135,11 @@ def deployment(index_dir: str, settings: Settings, *, replicas: int = 2, wait_ms
     """The Ray Serve application: ``replicas`` AssistantReplicas, each taking up to ``max_ongoing`` questions at once
     (they share forward passes) and queueing ``max_queued`` more; past that, HTTP 503."""
     serve = _serve()
+    from ray.serve.config import BackpressureConfig
+
     cls = serve.deployment(AssistantReplica, name="assistant", num_replicas=replicas,
                            max_ongoing_requests=max_ongoing, max_queued_requests=max_queued,
+                           backpressure_config=BackpressureConfig(status_code=503, retry_after_s=RETRY_AFTER_S),
                            ray_actor_options=actor_options(cpus_per_replica), health_check_period_s=5)
     return cls.bind(os.path.abspath(index_dir), settings, wait_ms)
 
