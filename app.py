@@ -336,7 +336,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(f"Questions go to {args.backend}; reports are read from {service.index_dir}/", flush=True)
         else:
             print(f"Loading the models for {service.index_dir}/ ...", flush=True)
-            service.assistant.warm_up()
+            service.assistant.warm_up(every_shape=True)  # all its memory taken now (qa/models/shapes.py)
         from qa.serving.allocator import current_allocator
 
         print(f"Memory allocator: {current_allocator()}", flush=True)

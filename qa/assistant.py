@@ -87,11 +87,14 @@ class Assistant:
     def store(self) -> IndexStore:
         return self._store
 
-    def warm_up(self) -> None:
-        """Load the models now rather than on the first question."""
+    def warm_up(self, every_shape: bool = False) -> None:
+        """Load the models now rather than on the first question; with ``every_shape`` (servers) also run the reader
+        once on every input shape it uses, so that its memory is all taken at start-up (qa/models/shapes.py)."""
         self.encoder.warm_up()
         if hasattr(self.reader, "warm_up"):
             self.reader.warm_up()
+        if every_shape and hasattr(self.reader, "warm_up_shapes"):
+            self.reader.warm_up_shapes()
 
     def batch_concurrent(self, wait_ms: float = 5.0) -> None:
         """Let concurrent ``ask`` calls share the models' forward passes (``qa/serving/batching.py``), for servers: each

@@ -69,6 +69,39 @@ def test_window_logits_do_not_depend_on_batch_mates(span_reader):
         assert (a[0] == b).all()  # bitwise
 
 
+def test_batches_are_cut_into_power_of_two_sizes():
+    from qa.models.shapes import power_of_two_batches, power_of_two_sizes
+
+    assert power_of_two_sizes(16) == [1, 2, 4, 8, 16] and power_of_two_sizes(12) == [1, 2, 4, 8]
+    assert [len(b) for b in power_of_two_batches(list(range(13)), 16)] == [8, 4, 1]
+    assert [len(b) for b in power_of_two_batches(list(range(40)), 16)] == [16, 16, 8]
+    assert [x for b in power_of_two_batches(list(range(23)), 4) for x in b] == list(range(23))
+    assert list(power_of_two_batches([], 16)) == []
+
+
+def test_the_reader_sees_only_the_shapes_its_warm_up_ran(span_reader, monkeypatch):
+    """A server's memory plateaus once every input shape has been seen (qa/models/shapes.py): the shapes of any
+    reading, however many windows of whatever lengths, are among those ``warm_up_shapes`` runs at start-up."""
+    seen: list[tuple[int, int]] = []
+    model = span_reader._encoder
+
+    def recording(ids, mask, tt):  # the real model, with its input shapes written down
+        seen.append(tuple(ids.shape))
+        return model(ids, mask, tt)
+
+    monkeypatch.setattr(span_reader, "_encoder", recording)
+    span_reader.warm_up_shapes()
+    warmed = set(seen)
+    sizes = 5 if span_reader._batch_cap == 16 else 1  # batches of 1, 2, 4, 8, 16 in fp32; of 1 in bf16 (shapes.py)
+    assert len(warmed) == len(seen) == 12 * sizes
+    seen.clear()
+    text = "The bridge over the Ouse opened in 1998 after four years of work. "
+    for n in (1, 3, 5, 7, 13, 21):
+        chunks = [Chunk("d", i, 0, 0, text * (1 + (i * 7) % 40)) for i in range(n)]
+        span_reader.forward([("When did the bridge open?", chunks), ("Which river does it cross?", chunks[: n // 2])])
+    assert seen and set(seen) <= warmed, set(seen) - warmed
+
+
 def test_encoder_query_vectors_do_not_depend_on_batch_mates(encoder):
     qs = ["when", "Who dismantled the two networks?", "Which ministry helped the intelligence service in Iraq?"] * 2
     together = encoder.encode_queries(qs)

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from qa.errors import ModelCorrupt, ModelUnsupported
+from qa.models.shapes import invariant_batch_cap, power_of_two_batches
 from qa.models.files import (EMBEDDING_MODEL_NAME, REINSTALL, check_precision, embedding_model_path, load_tokenizer,
                      model_file, place, precision_name, read_json)
 
@@ -144,13 +145,15 @@ class Encoder:
         ``query_pad_multiple``) and batched only with questions of that width: a question's vector does not depend on
         which others are encoded with it (``qa/serving/batching.py`` batches concurrent questions), and the model sees a
         fixed set of input shapes, so shape-keyed kernel caches stay bounded."""
+        self.warm_up()  # the precision decides the batch sizes
         ids = self._ids(list(texts))
         out = np.zeros((len(ids), self.dim), dtype=np.float32)
         groups: dict[int, list[int]] = {}
         for i, x in enumerate(ids):
             groups.setdefault(-(-(len(x) + 2) // self.query_pad_multiple), []).append(i)
-        for idx in groups.values():
-            out[idx] = self.encode_ids([ids[i] for i in idx], pad_multiple=self.query_pad_multiple)
+        for group in groups.values():
+            for idx in power_of_two_batches(group, invariant_batch_cap(self._dtype, self.batch_size)):  # shapes.py
+                out[idx] = self.encode_ids([ids[i] for i in idx], pad_multiple=self.query_pad_multiple)
         return out
 
     def _ids(self, texts: list[str]) -> list[list[int]]:

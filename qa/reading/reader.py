@@ -23,6 +23,7 @@ from qa.reading.answer_types import choose
 from qa.chunking import split_sentences
 from qa.reading.decoding import Candidate, decode_window, merge_windows
 from qa.models.files import check_precision, load_tokenizer, place, read_json, reader_model_path
+from qa.models.shapes import invariant_batch_cap, power_of_two_batches, power_of_two_sizes
 from qa.types import Chunk, Span
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,7 @@ class SpanReader:
         self._head = None  # the start/end layer, fp32
         self._tokenizer = None
         self._device = "cpu"
+        self._batch_cap = batch_size  # windows per forward pass: batch_size in fp32, 1 in bf16/fp16 (shapes.py)
         self._lock = threading.Lock()
 
     def warm_up(self) -> None:
@@ -71,7 +73,22 @@ class SpanReader:
             self._tokenizer = load_tokenizer(self.model_path)
             self._encoder, self._head = load_span_model(self.model_path, device, dtype)
             self._device = device
+            self._batch_cap = invariant_batch_cap(dtype, self.batch_size)
             log.info("loaded span reader %s on %s (%s)", self.model_path, device, dtype)
+
+    def warm_up_shapes(self) -> None:
+        """Run the model once on every input shape ``forward`` can use (each padded width x each batch size), so that
+        a server's shape-keyed kernel caches and buffers are filled at start-up rather than over its first thousands
+        of questions (qa/models/shapes.py)."""
+        import torch
+
+        self.warm_up()
+        widths = sorted({self.padded_width(n) for n in range(1, self.max_length + 1)})
+        with torch.inference_mode():
+            for width in widths:
+                for size in power_of_two_sizes(self._batch_cap):
+                    ids = torch.full((size, width), 100, dtype=torch.long, device=self._device)
+                    self._head(self._encoder(ids, torch.ones_like(ids), torch.zeros_like(ids)).float())
 
     max_question_tokens = 64  # a longer question is cut so that every window keeps room for the passage
 
@@ -123,8 +140,7 @@ class SpanReader:
                 by_width.setdefault(self.padded_width(len(enc["input_ids"][w])), []).append((n, w))
         with torch.inference_mode():
             for width, items in sorted(by_width.items()):
-                for b0 in range(0, len(items), self.batch_size):
-                    wins = items[b0 : b0 + self.batch_size]
+                for wins in power_of_two_batches(items, self._batch_cap):  # a fixed set of shapes: qa/models/shapes.py
                     ids = torch.zeros((len(wins), width), dtype=torch.long)
                     tt = torch.zeros_like(ids)
                     mask = torch.zeros_like(ids)

@@ -84,7 +84,7 @@ class AssistantReplica:
 
         self.assistant = Assistant.open(index_dir, settings=settings)
         self.assistant.batch_concurrent(wait_ms)
-        self.assistant.warm_up()
+        self.assistant.warm_up(every_shape=True)
         self.trimmer = Trimmer()
         self.allocator = current_allocator()
         try:
