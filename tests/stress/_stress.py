@@ -112,6 +112,16 @@ def holds_write_lock(pid: int, index: Path) -> bool:
     return False
 
 
+def rss_parts_kb(pid: int) -> dict[str, int]:
+    """The resident memory's parts: RssAnon (heap, stacks: what a leak grows) and RssFile (pages of the libraries
+    and files mapped, which fill in as code paths are first run and which the kernel may drop)."""
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(("RssAnon:", "RssFile:")):
+            out[line.split(":")[0]] = int(line.split()[1])
+    return out
+
+
 def rss_kb(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):

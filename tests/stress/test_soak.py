@@ -21,7 +21,7 @@ import pytest
 
 from conftest import ROOT, SEED_QUESTION, free_port, stop_process
 from _stress import (_PLACES, _SUBJECTS, _THINGS, child_env, env_int, offline_client, percentile, record, rss_kb,
-                     wait_for_port, write_corpus)
+                     rss_parts_kb, wait_for_port, write_corpus)
 
 pytestmark = [pytest.mark.stress,
               pytest.mark.skipif(os.environ.get("QA_SOAK") != "1", reason="the soak runs with `make soak` (QA_SOAK=1)")]
@@ -84,6 +84,7 @@ def test_soak_memory_plateaus(tmp_path):
         lock = threading.Lock()
         state = {"next": 0, "done": 0}
         rss: dict[int, int] = {}
+        parts: dict[int, dict[str, int]] = {}
         latencies: list[float] = []
         errors: list[str] = []
         writes: list[str] = []
@@ -118,6 +119,7 @@ def test_soak_memory_plateaus(tmp_path):
                     done = state["done"]
                     if done % EVERY == 0:
                         rss[done] = rss_kb(server.pid)
+                        parts[done] = rss_parts_kb(server.pid)
                         print(f"[soak] {done} questions, server RSS {rss[done] / 1024:.0f} MB, "
                               f"{done / (time.perf_counter() - t_start):.2f} questions/s, {len(errors)} errors",
                               flush=True)
@@ -152,6 +154,9 @@ def test_soak_memory_plateaus(tmp_path):
         f"growth_pct_from_{fifth}": round(100 * (rss[last] / rss[fifth] - 1), 2),
         f"growth_pct_from_{first}": round(100 * (rss[last] / rss[first] - 1), 2),
         "rss_mb_every_100": [mb[n] for n in marks],
+        # what the RSS is made of: anonymous memory (heap: where a leak shows) and mapped files' pages
+        "anon_mb_every_100": [round(parts[n].get("RssAnon", 0) / 1024, 1) for n in marks],
+        "file_mb_every_100": [round(parts[n].get("RssFile", 0) / 1024, 1) for n in marks],
         "allocator": "see the server log's first lines", "server_log_head": log_path.read_text()[:600],
     }
     record("soak", figures)
