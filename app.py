@@ -294,7 +294,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-upload-mb", type=float, default=float(env("QA_MAX_UPLOAD_MB") or DEFAULT_MAX_UPLOAD_MB),
                    help="largest file accepted for upload, in MB (env QA_MAX_UPLOAD_MB)")
     p.add_argument("--batch-wait-ms", type=float, default=float(env("QA_BATCH_WAIT_MS") or 0),
-                   help="read concurrent questions in shared forward passes, waiting up to this long for company; "
+                   help="read concurrent questions through one model thread, waiting up to this long for company; "
                         "0: off (the default: no gain measured on a 2-core CPU, see docs) (env QA_BATCH_WAIT_MS)")
     p.add_argument("--feedback-db", default=env("QA_FEEDBACK_DB"),
                    help="SQLite file of answers and staff verdicts (default: feedback.sqlite3 in the index folder; "

@@ -58,7 +58,27 @@ def test_concurrent_batched_answers_equal_single_user_answers(seed_index, encode
     assert isinstance(batched.encoder, BatchedEncoder) and batched.encoder.batcher.batches < 2 * len(QUESTIONS)
 
 
-def test_window_logits_do_not_depend_on_batch_mates(span_reader):
+@pytest.fixture(scope="module", params=["fp32", "auto"])
+def reader_any_precision(request, span_reader):
+    """The reader in fp32 and as it runs here by default (bf16 on a CPU that has it)."""
+    if request.param == "auto":
+        return span_reader
+    from qa.reading.reader import SpanReader
+
+    r = SpanReader(precision="fp32")
+    r.warm_up()
+    return r
+
+
+def test_on_a_cpu_every_input_runs_alone(span_reader):
+    from qa.models.shapes import invariant_batch_cap
+
+    assert invariant_batch_cap(16) == 1 and invariant_batch_cap(16, "cuda") == 16
+    assert span_reader._batch_cap == 1
+
+
+def test_window_logits_do_not_depend_on_batch_mates(reader_any_precision):
+    span_reader = reader_any_precision
     text = "The bridge over the Ouse opened in 1998 after four years of work. " * 12
     chunks = [Chunk("d", i, 0, 60 + 40 * i, text[: 60 + 40 * i]) for i in range(6)]
     alone = [span_reader.forward([("When did the bridge open?", [c])])[0][1] for c in chunks]
@@ -92,8 +112,7 @@ def test_the_reader_sees_only_the_shapes_its_warm_up_ran(span_reader, monkeypatc
     monkeypatch.setattr(span_reader, "_encoder", recording)
     span_reader.warm_up_shapes()
     warmed = set(seen)
-    sizes = 5 if span_reader._batch_cap == 16 else 1  # batches of 1, 2, 4, 8, 16 in fp32; of 1 in bf16 (shapes.py)
-    assert len(warmed) == len(seen) == 12 * sizes
+    assert len(warmed) == len(seen) == 12  # one shape per width: on a CPU each window runs alone (shapes.py)
     seen.clear()
     text = "The bridge over the Ouse opened in 1998 after four years of work. "
     for n in (1, 3, 5, 7, 13, 21):
@@ -102,7 +121,11 @@ def test_the_reader_sees_only_the_shapes_its_warm_up_ran(span_reader, monkeypatc
     assert seen and set(seen) <= warmed, set(seen) - warmed
 
 
-def test_encoder_query_vectors_do_not_depend_on_batch_mates(encoder):
+@pytest.mark.parametrize("precision", ["fp32", "auto"])
+def test_encoder_query_vectors_do_not_depend_on_batch_mates(precision):
+    from qa.models.encoder import Encoder
+
+    encoder = Encoder(precision=precision)
     qs = ["when", "Who dismantled the two networks?", "Which ministry helped the intelligence service in Iraq?"] * 2
     together = encoder.encode_queries(qs)
     for q, v in zip(qs, together):

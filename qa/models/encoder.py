@@ -145,14 +145,14 @@ class Encoder:
         ``query_pad_multiple``) and batched only with questions of that width: a question's vector does not depend on
         which others are encoded with it (``qa/serving/batching.py`` batches concurrent questions), and the model sees a
         fixed set of input shapes, so shape-keyed kernel caches stay bounded."""
-        self.warm_up()  # the precision decides the batch sizes
+        self.warm_up()  # the device decides the batch sizes
         ids = self._ids(list(texts))
         out = np.zeros((len(ids), self.dim), dtype=np.float32)
         groups: dict[int, list[int]] = {}
         for i, x in enumerate(ids):
             groups.setdefault(-(-(len(x) + 2) // self.query_pad_multiple), []).append(i)
         for group in groups.values():
-            for idx in power_of_two_batches(group, invariant_batch_cap(self._dtype, self.batch_size)):  # shapes.py
+            for idx in power_of_two_batches(group, invariant_batch_cap(self.batch_size, str(self._device))):
                 out[idx] = self.encode_ids([ids[i] for i in idx], pad_multiple=self.query_pad_multiple)
         return out
 

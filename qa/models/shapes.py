@@ -1,18 +1,19 @@
 """The input shapes a server's models see, kept to a small fixed set.
 
 Every new (batch, width) shape leaves memory behind: oneDNN keeps compiled kernels per shape (its primitive cache
-holds 1,024) and the allocator keeps buffers of the sizes it was asked for. Measured over 144 shapes of the span
-reader in bf16 (12 widths x batches of 1-12), resident memory rose by 250 MB under jemalloc and by 470 MB under
-glibc's malloc, and stayed there; a shape seen before costs nothing. Widths are already fixed (multiples of 32 for
-the reader, of 16 for questions), and batches are cut into power-of-two sizes here, so that a model sees at most
-``len(widths) x log2(cap)`` shapes, all of which a server can run once at start-up (``SpanReader.warm_up_shapes``).
+holds 1,024) and the allocator keeps buffers of the sizes it was asked for. Over 144 shapes of the span reader in
+bf16 (12 widths x batches of 1-12), resident memory rose by 250 MB under jemalloc and by 470 MB under glibc's
+malloc, and stayed there; a shape seen before costs nothing (benchmarks/shape_memory.py). Widths are fixed
+(multiples of 32 for the reader, of 16 for questions), and batches are cut into power-of-two sizes here, so that a
+model sees at most ``len(widths) x (log2(cap) + 1)`` shapes, all of which a server runs once at start-up
+(``SpanReader.warm_up_shapes``).
 
-Which batch sizes keep every result independent of its batch mates depends on the arithmetic. In fp32 a window's
-logits are bitwise the same at any batch size (tests/test_serving.py), so windows of one width share forward
-passes. In bf16 (and fp16) they are not: oneDNN picks its kernels by the number of rows, and the same window read
-alone and beside three others differs in its last bits, which can change an answer. There each input runs alone
-(batch size 1), which costs 7-16% of the reading time on a 2-core AMX CPU (measured with the seed questions) and
-keeps an answer the same whoever else is asking.
+On a CPU every input runs alone (batch size 1), so the reader has 12 shapes, one per width. Batch mates changed
+results: the math libraries pick their kernels by the number of rows, and on an Intel Xeon with AMX (2026-12-02)
+the same window read alone and beside others differed in its last bits, in bf16 and in fp32 alike
+(tests/test_serving.py failed both ways), which can change an answer; on the AVX2 CPU of 2026-11-29 fp32 had been
+bitwise invariant. Reading alone costs 7-16% of one user's reading time on a 2-core AMX CPU
+(benchmarks/reading_batch.py) and keeps an answer the same whoever else is asking.
 """
 from __future__ import annotations
 
@@ -41,9 +42,8 @@ def power_of_two_batches(items: Sequence[T], cap: int) -> Iterator[Sequence[T]]:
         i += size
 
 
-def invariant_batch_cap(dtype, cap: int) -> int:
-    """The largest batch whose results do not depend on batch mates for a model computing in ``dtype``: ``cap`` in
-    fp32, 1 otherwise (see above)."""
-    import torch
-
-    return cap if dtype in (None, torch.float32) else 1
+def invariant_batch_cap(cap: int, device: str = "cpu") -> int:
+    """The largest batch whose results do not depend on batch mates: 1 on a CPU (see above), ``cap`` on a GPU
+    (reading window by window there would waste the device; whether its kernels are batch-invariant is not
+    measured)."""
+    return cap if device != "cpu" else 1

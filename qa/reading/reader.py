@@ -62,7 +62,7 @@ class SpanReader:
         self._head = None  # the start/end layer, fp32
         self._tokenizer = None
         self._device = "cpu"
-        self._batch_cap = batch_size  # windows per forward pass: batch_size in fp32, 1 in bf16/fp16 (shapes.py)
+        self._batch_cap = 1  # windows per forward pass: 1 on a CPU, batch_size on a GPU (qa/models/shapes.py)
         self._lock = threading.Lock()
 
     def warm_up(self) -> None:
@@ -73,7 +73,7 @@ class SpanReader:
             self._tokenizer = load_tokenizer(self.model_path)
             self._encoder, self._head = load_span_model(self.model_path, device, dtype)
             self._device = device
-            self._batch_cap = invariant_batch_cap(dtype, self.batch_size)
+            self._batch_cap = invariant_batch_cap(self.batch_size, str(device))
             log.info("loaded span reader %s on %s (%s)", self.model_path, device, dtype)
 
     def warm_up_shapes(self) -> None:
@@ -114,8 +114,8 @@ class SpanReader:
 
     def padded_width(self, n_tokens: int) -> int:
         """The width a window of ``n_tokens`` is padded to: a function of its own length only, so that its logits do
-        not depend on which other windows share its batch (measured: bitwise equal at any batch size and order), and
-        the model sees a fixed set of input shapes (the memory of shape-keyed kernel caches stays bounded)."""
+        not depend on the other windows read with it, and the model sees a fixed set of input shapes (the memory of
+        shape-keyed kernel caches stays bounded; qa/models/shapes.py)."""
         m = self.pad_multiple
         return min(max(n_tokens, 1) + (-max(n_tokens, 1)) % m, self.max_length)
 

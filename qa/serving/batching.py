@@ -7,8 +7,10 @@ waiting questions together (``SpanReader.forward``), the encoder embeds all the 
 (``Encoder.encode_queries``). Each caller then decodes its own part in its own thread.
 
 Answers are the single-user answers exactly: each window (and each question) is padded to a width set by its own
-length, and batched only with inputs of that width, where the forward pass gives bitwise the same result at any
-batch size and in any order (measured; ``tests/test_serving.py`` checks it against single reads).
+length, and on a CPU it runs alone in the forward pass (``qa/models/shapes.py``: the math libraries pick kernels by
+batch size, so batch mates changed the last bits), so that on a CPU the worker thread shares no arithmetic between
+questions, it only runs them one after another on one thread; on a GPU windows of a width share passes.
+``tests/test_serving.py`` checks batched answers against single reads.
 """
 from __future__ import annotations
 
@@ -117,7 +119,7 @@ class _Delegate:
 
 
 class BatchedReader(_Delegate):
-    """A SpanReader whose ``read`` calls, from many threads, share forward passes."""
+    """A SpanReader whose ``read`` calls, from many threads, go through one worker (sharing forward passes on a GPU)."""
 
     def __init__(self, reader, *, wait_ms: float = 5.0, max_windows: int = 64) -> None:
         super().__init__(reader)
@@ -132,7 +134,7 @@ class BatchedReader(_Delegate):
 
 
 class BatchedEncoder(_Delegate):
-    """An Encoder whose ``encode_queries`` calls, from many threads, share forward passes (indexing is unchanged)."""
+    """An Encoder whose ``encode_queries`` calls, from many threads, go through one worker (indexing is unchanged)."""
 
     def __init__(self, encoder, *, wait_ms: float = 5.0, max_queries: int = 64) -> None:
         super().__init__(encoder)

@@ -133,7 +133,7 @@ def actor_options(cpus_per_replica: float) -> dict[str, Any]:
 def deployment(index_dir: str, settings: Settings, *, replicas: int = 2, wait_ms: float = 5.0,
                max_ongoing: int = 16, max_queued: int = 64, cpus_per_replica: float = 1.0):
     """The Ray Serve application: ``replicas`` AssistantReplicas, each taking up to ``max_ongoing`` questions at once
-    (they share forward passes) and queueing ``max_queued`` more; past that, HTTP 503."""
+    (through one model thread: qa/serving/batching.py) and queueing ``max_queued`` more; past that, HTTP 503."""
     serve = _serve()
     from ray.serve.config import BackpressureConfig
 

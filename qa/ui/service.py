@@ -38,7 +38,7 @@ MAX_MESSAGES = 2 * 50  # chat messages kept on the page per session (the last 50
 # Serving limits (docs/reliability.md): questions waiting, questions answered at once. Past QUEUE_SIZE waiting,
 # Gradio's queue answers HTTP 503 ("This application is currently busy").
 QUEUE_SIZE = 64  # questions waiting in the server's queue (env QA_QUEUE_SIZE)
-CHAT_CONCURRENCY = 16  # questions answered at once: their passages share forward passes (qa/serving/batching.py)
+CHAT_CONCURRENCY = 16  # questions answered at once (with --batch-wait-ms through one model thread: qa/serving/batching.py)
 DEFAULT_MAX_UPLOAD_MB = 20.0
 
 
