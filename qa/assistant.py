@@ -11,7 +11,7 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from qa.models.encoder import Encoder
-from qa.errors import BadQuestion, BadSetting, ModelNotFound
+from qa.errors import BadFilter, BadQuestion, BadSetting, ModelNotFound
 from qa.followup import resolve_followup
 from qa.store.indexer import Indexer, manifest_expectations
 from qa.eval.metrics import normalize_answer
@@ -130,8 +130,8 @@ class Assistant:
             threshold: float | None = None) -> Answer:
         """Answer ``question`` from the index; ``history`` holds this conversation's earlier Answers.
 
-        ``doc_ids`` limits the search to those reports; ``date_from``/``date_to`` (ISO dates, inclusive) to reports
-        dated in that range (undated reports fall outside every range).
+        ``doc_ids`` limits the search to those reports; ``date_from``/``date_to`` (inclusive; YYYY-MM-DD, or YYYY or
+        YYYY-MM for the whole period) to reports dated in that range (undated reports fall outside every range).
         """
         t_start = time.perf_counter()
         q = check_question(question, self.settings.max_question_chars)
@@ -142,7 +142,7 @@ class Assistant:
         store, retriever = self._store, self._retriever
         resolved = resolve_followup(q, history or ())
         read_q, search_q = resolved.reader_question, resolved.search_query
-        scope = self._scope(store, doc_ids, date_from, date_to)
+        scope = self._scope(store, doc_ids, check_date(date_from, False), check_date(date_to, True))
         timings: dict[str, float] = {}
         hits = retriever.search(search_q, k, doc_ids=scope, timings=timings)
         t0 = time.perf_counter()
@@ -166,6 +166,16 @@ class Assistant:
                    and (not date_from or store.documents[i].date >= date_from)
                    and (not date_to or store.documents[i].date <= date_to)}
         return ids
+
+
+def check_date(value: str | None, end: bool) -> str | None:
+    """'' -> None; YYYY, YYYY-MM or YYYY-MM-DD -> a full date (the first or last day of the period)."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    if not re.fullmatch(r"\d{4}(-\d{2}(-\d{2})?)?", value):
+        raise BadFilter(f"'{value}' is not a date; write YYYY-MM-DD (or YYYY, YYYY-MM)")
+    return value + ("-12-31" if end else "-01-01")[len(value) - 4:]
 
 
 def not_found_threshold(settings: Settings, reader: Reader) -> float:

@@ -400,3 +400,23 @@ def test_new_processes_get_jemalloc_when_it_is_there_and_glibc_servers_trim(monk
     t = allocator.Trimmer(every=1)
     t.asked()
     assert len(trims) == 2  # jemalloc gives pages back itself
+
+
+def test_a_replica_reads_a_year_as_the_chat_does(tmp_path, encoder, span_reader):
+    """Date filters are read by the Assistant itself, so `/ask` on a replica (and the library) take YYYY and YYYY-MM as
+    the chat does: a bare year is the whole year, not a string that no report date equals."""
+    from qa.errors import BadFilter
+    from qa.store.indexer import Indexer
+    from qa.types import Document
+
+    settings = Settings(index_dir=str(tmp_path / "index"))
+    text = "Tide bulletin\nThe tide gauge at Kelso read 4321 millimetres on Tuesday morning."
+    Indexer(settings, encoder).upsert([Document("tide", text, "Tide bulletin", "2021-06-15", "tide.txt")])
+    a = Assistant(IndexStore.open(settings.index_dir), encoder, span_reader, settings)
+    q = "What did the tide gauge at Kelso read?"
+    assert "4321" in a.ask(q, date_from="2021-01-01", date_to="2021-12-31").text
+    assert "4321" in a.ask(q, date_from="2021", date_to="2021").text
+    assert "4321" in a.ask(q, date_from="2021-06", date_to="2021-06").text
+    assert a.ask(q, date_from="2022").text is None and a.ask(q, date_to="2020").text is None
+    with pytest.raises(BadFilter, match="not a date"):
+        a.ask(q, date_from="May 2012")

@@ -17,8 +17,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from qa.assistant import Assistant
-from qa.errors import BadFeedback, BadFilter, BadQuestion, IndexNotFound, IngestError, QAError
+from qa.assistant import Assistant, check_date  # noqa: F401 - check_date is also this module's
+from qa.errors import BadFeedback, BadQuestion, IndexNotFound, IngestError, QAError
 from qa.feedback.store import CORRECTABLE, Feedback, FeedbackStore
 from qa.feedback.verdicts import give_verdict, record
 from qa.ingest.files import SUPPORTED_SUFFIXES, load_file
@@ -40,16 +40,6 @@ MAX_MESSAGES = 2 * 50  # chat messages kept on the page per session (the last 50
 QUEUE_SIZE = 64  # questions waiting in the server's queue (env QA_QUEUE_SIZE)
 CHAT_CONCURRENCY = 16  # questions answered at once (with --batch-wait-ms through one model thread: qa/serving/batching.py)
 DEFAULT_MAX_UPLOAD_MB = 20.0
-
-
-def check_date(value: str | None, end: bool) -> str | None:
-    """'' -> None; YYYY, YYYY-MM or YYYY-MM-DD -> a full date (the first or last day of the period)."""
-    value = (value or "").strip()
-    if not value:
-        return None
-    if not re.fullmatch(r"\d{4}(-\d{2}(-\d{2})?)?", value):
-        raise BadFilter(f"'{value}' is not a date; write YYYY-MM-DD (or YYYY, YYYY-MM)")
-    return value + ("-12-31" if end else "-01-01")[len(value) - 4:]
 
 
 def upload_id(name: str) -> str:
