@@ -64,6 +64,25 @@ def drag_select(page, container, words: str) -> None:
     page.mouse.up()
 
 
+def select_words(page, container, words: str) -> None:
+    """Select ``words`` inside ``container`` as the browser's selection and release the mouse there: for the opened
+    report, where a mouse drag between the words' own coordinates selected to the end of the page on the AMX test
+    machine of 2026-12-02 (also at commits before this test last passed; the cause is not found). What is tested is
+    the same: the page turns the selection into report offsets on mouseup."""
+    found = container.evaluate("""(el, words) => {
+        const walk = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+        for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+            const i = n.data.indexOf(words);
+            if (i < 0) continue;
+            const r = document.createRange(); r.setStart(n, i); r.setEnd(n, i + words.length);
+            const s = window.getSelection(); s.removeAllRanges(); s.addRange(r);
+            n.parentElement.dispatchEvent(new MouseEvent("mouseup", {bubbles: true}));
+            return true;
+        }
+        return false; }""", words)
+    assert found, f"{words!r} is not on the page"
+
+
 def test_mark_wrong_select_the_answer_export_and_evaluate(app_server, browser, tmp_path, capsys):  # noqa: F811
     url, index, db = app_server
     s = Session(browser, url)
@@ -109,7 +128,7 @@ def test_mark_wrong_select_the_answer_export_and_evaluate(app_server, browser, t
         cite.locator("summary").click()
         report = cite.locator(".qa-report")
         expect(report).to_be_visible()
-        drag_select(page, report, INTERIOR)
+        select_words(page, report, INTERIOR)
         expect(page.locator("#fb-text textarea")).to_have_value(INTERIOR)
         page.click("#fb-send")
         expect(page.locator("#fb-status")).to_contain_text(f"saved «{INTERIOR}»", timeout=30_000)
