@@ -45,42 +45,41 @@ def save_screenshot(page, tmp) -> None:
     Image.open(tmp).convert("RGB").quantize(colors=64).save(SHOT, optimize=True)
 
 
+# (el, words, use) => use(the Range of the first occurrence of words in el's text, its text node), or null
+WITH_RANGE = """(el, words, use) => {
+    const walk = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+    for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+        const i = n.data.indexOf(words);
+        if (i < 0) continue;
+        const r = document.createRange(); r.setStart(n, i); r.setEnd(n, i + words.length);
+        return use(r, n);
+    }
+    return null; }"""
+
+
+def _with_range(container, words: str, use_js: str):
+    out = container.evaluate(f"(el, words) => ({WITH_RANGE})(el, words, {use_js})", words)
+    assert out is not None, f"{words!r} is not on the page"
+    return out
+
+
 def drag_select(page, container, words: str) -> None:
     """Select ``words`` inside ``container`` (a locator) with the mouse, as a person does."""
-    box = container.evaluate("""(el, words) => {
-        const walk = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
-        for (let n = walk.nextNode(); n; n = walk.nextNode()) {
-            const i = n.data.indexOf(words);
-            if (i < 0) continue;
-            const r = document.createRange(); r.setStart(n, i); r.setEnd(n, i + words.length);
-            const rs = r.getClientRects(), a = rs[0], b = rs[rs.length - 1];
-            return [a.left, (a.top + a.bottom) / 2, b.right, (b.top + b.bottom) / 2];
-        }
-        return null; }""", words)
-    assert box is not None, f"{words!r} is not on the page"
+    box = _with_range(container, words, """(r) => { const rs = r.getClientRects(), a = rs[0], b = rs[rs.length - 1];
+        return [a.left, (a.top + a.bottom) / 2, b.right, (b.top + b.bottom) / 2]; }""")
     page.mouse.move(box[0] + 1, box[1])
     page.mouse.down()
     page.mouse.move(box[2] - 1, box[3], steps=8)
     page.mouse.up()
 
 
-def select_words(page, container, words: str) -> None:
+def select_words(container, words: str) -> None:
     """Select ``words`` inside ``container`` as the browser's selection and release the mouse there: for the opened
     report, where a mouse drag between the words' own coordinates selected to the end of the page on the AMX test
     machine of 2026-12-02 (also at commits before this test last passed; the cause is not found). What is tested is
     the same: the page turns the selection into report offsets on mouseup."""
-    found = container.evaluate("""(el, words) => {
-        const walk = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
-        for (let n = walk.nextNode(); n; n = walk.nextNode()) {
-            const i = n.data.indexOf(words);
-            if (i < 0) continue;
-            const r = document.createRange(); r.setStart(n, i); r.setEnd(n, i + words.length);
-            const s = window.getSelection(); s.removeAllRanges(); s.addRange(r);
-            n.parentElement.dispatchEvent(new MouseEvent("mouseup", {bubbles: true}));
-            return true;
-        }
-        return false; }""", words)
-    assert found, f"{words!r} is not on the page"
+    _with_range(container, words, """(r, n) => { const s = window.getSelection(); s.removeAllRanges(); s.addRange(r);
+        n.parentElement.dispatchEvent(new MouseEvent("mouseup", {bubbles: true})); return true; }""")
 
 
 def test_mark_wrong_select_the_answer_export_and_evaluate(app_server, browser, tmp_path, capsys):  # noqa: F811
@@ -128,7 +127,7 @@ def test_mark_wrong_select_the_answer_export_and_evaluate(app_server, browser, t
         cite.locator("summary").click()
         report = cite.locator(".qa-report")
         expect(report).to_be_visible()
-        select_words(page, report, INTERIOR)
+        select_words(report, INTERIOR)
         expect(page.locator("#fb-text textarea")).to_have_value(INTERIOR)
         page.click("#fb-send")
         expect(page.locator("#fb-status")).to_contain_text(f"saved «{INTERIOR}»", timeout=30_000)
