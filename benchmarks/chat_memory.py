@@ -1,0 +1,88 @@
+"""The soak's load without Gradio: the same 2,000 first questions of ``make soak`` (its plan, its 60-report corpus and
+its writer adding and removing a report every 250 questions), asked of ``ChatService.turn`` in-process from 20
+threads, with anonymous resident memory (RssAnon) every 200. Where the chat server's growth is: in the model path
+and index reloads (this), or in the web layer around them (the soak minus this).
+
+    LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 \
+      MALLOC_CONF=background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:1000 \
+      .venv/bin/python benchmarks/chat_memory.py        # builds /tmp/inproc/index on first use
+
+2026-12-02, AMX, bf16, jemalloc, two runs: RssAnon at question 200 / 2,000: 396 / 427 and 398 / 421 MB (without
+the writer: 406 / 408); the chat server under ``make soak`` went 491 (question 100) -> 610 MB over the same questions.
+"""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "tests" / "stress"), str(ROOT / "tests"), str(ROOT)]
+import test_soak as soak  # noqa: E402  (the soak's question plan and writer)
+from _stress import write_corpus  # noqa: E402
+from qa.ui.service import ChatService  # noqa: E402
+
+WORK = Path("/tmp/inproc")
+QUESTIONS, CLIENTS, WRITE_EVERY, EVERY = 2000, 20, 250, 200
+
+
+def anon_mb() -> int:
+    for line in open("/proc/self/status"):
+        if line.startswith("RssAnon"):
+            return int(line.split()[1]) // 1024
+    return 0
+
+
+def main() -> int:
+    index = WORK / "index"
+    if not index.exists():
+        corpus = write_corpus(WORK / "reports", n_reports=60)
+        subprocess.run([sys.executable, "-m", "qa", "index", str(corpus), "--index", str(index)], check=True,
+                       capture_output=True)
+    svc = ChatService(str(index), seeds=None)
+    svc.assistant.warm_up(every_shape=True)
+    plan = soak._questions(random.Random(14))[:QUESTIONS]
+    writer = subprocess.Popen([sys.executable, "-c", soak._WRITER, str(index)], text=True, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    lock, write_lock, state = threading.Lock(), threading.Lock(), {"next": 0}
+
+    def write(done: int) -> None:  # as the soak: add report i; every other time remove the one before
+        i = done // WRITE_EVERY
+        with write_lock:
+            for op, j in [("add", i)] + ([("remove", i - 1)] if i % 2 == 0 and i > 0 else []):
+                writer.stdin.write(f"{op} {j}\n")
+                writer.stdin.flush()
+                writer.stdout.readline()
+
+    def user() -> None:
+        messages, history = [], []
+        while True:
+            with lock:
+                n = state["next"]
+                if n >= len(plan):
+                    return
+                state["next"] += 1
+            question, k = plan[n]
+            turn = svc.turn(question, messages, history, k or 5, svc.assistant.threshold, None, None, None, None)
+            messages, history = turn.messages, turn.history
+            if (n + 1) % EVERY == 0:
+                print(n + 1, "questions, RssAnon", anon_mb(), "MB", flush=True)
+            if (n + 1) % WRITE_EVERY == 0:
+                write(n + 1)
+
+    print("start, RssAnon", anon_mb(), "MB", flush=True)
+    threads = [threading.Thread(target=user) for _ in range(CLIENTS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    writer.stdin.close()
+    writer.wait(timeout=120)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
