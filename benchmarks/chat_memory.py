@@ -13,6 +13,7 @@ the writer: 406 / 408); the chat server under ``make soak`` went 491 (question 1
 
 from __future__ import annotations
 
+import os
 import random
 import subprocess
 import sys
@@ -22,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests" / "stress"), str(ROOT / "tests"), str(ROOT)]
 import test_soak as soak  # noqa: E402  (the soak's question plan and writer)
-from _stress import write_corpus  # noqa: E402
+from _stress import rss_parts_kb, write_corpus  # noqa: E402
 from qa.ui.service import ChatService  # noqa: E402
 
 WORK = Path("/tmp/inproc")
@@ -30,10 +31,7 @@ QUESTIONS, CLIENTS, WRITE_EVERY, EVERY = 2000, 20, 250, 200
 
 
 def anon_mb() -> int:
-    for line in open("/proc/self/status"):
-        if line.startswith("RssAnon"):
-            return int(line.split()[1]) // 1024
-    return 0
+    return rss_parts_kb(os.getpid())["RssAnon"] // 1024
 
 
 def main() -> int:
