@@ -116,6 +116,20 @@ class Answer:
         )
 
 
+def answers_from_dicts(items: Any, source: str) -> list[Answer]:
+    """Earlier answers a client sent back (as ``source`` returned them), rebuilt and type-checked; ``BadQuestion``
+    for anything else."""
+    from qa.errors import BadQuestion
+
+    try:
+        answers = [Answer.from_dict(d) for d in items or []]
+        for a in answers:
+            check_fields(a)
+    except (TypeError, KeyError, ValueError, AttributeError) as e:
+        raise BadQuestion(f"history must be a list of earlier answers as {source} returned them ({e})") from e
+    return answers
+
+
 def check_fields(obj: Any, where: str = "") -> None:
     """``TypeError`` unless every field of the dataclass ``obj`` (and of the dataclasses inside it) holds a value of
     its annotated type: for records that come from outside (an HTTP body), before any code relies on them."""

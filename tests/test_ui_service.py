@@ -13,7 +13,8 @@ from qa.errors import BadFeedback, BadFilter, BadQuestion, IndexNotFound
 from qa.settings import Settings
 from qa.store.index import current_generation
 from qa.ui.render import esc
-from qa.ui.service import MAX_HISTORY, ChatService, check_date, upload_id
+from qa.assistant import check_date
+from qa.ui.service import MAX_HISTORY, ChatService, upload_id
 
 
 def test_the_service_does_not_need_gradio():

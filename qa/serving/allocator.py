@@ -72,10 +72,10 @@ class Trimmer:
     def __init__(self, every: int = TRIM_EVERY) -> None:
         self.every = every
         self._count = itertools.count(1)
-        self.glibc = current_allocator() == "glibc"
+        self.allocator = current_allocator()  # read once: a process does not change its allocator
 
     def asked(self) -> None:
-        if self.glibc and next(self._count) % self.every == 0:
+        if self.allocator == "glibc" and next(self._count) % self.every == 0:
             release_free_memory()
 
 

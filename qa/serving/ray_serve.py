@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from qa.errors import BadFilter, BadQuestion, BadSetting, QAError
-from qa.serving.allocator import Trimmer, current_allocator, jemalloc_env
+from qa.serving.allocator import Trimmer, jemalloc_env
 from qa.settings import Settings
-from qa.types import Answer, check_fields
+from qa.types import answers_from_dicts
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +49,7 @@ def parse_body(body: Any) -> dict[str, Any]:
             raise BadQuestion(f"{name} must be {getattr(kind, '__name__', 'a number')}, not {type(v).__name__}")
     if not all(isinstance(d, str) for d in body.get("doc_ids") or []):
         raise BadQuestion("doc_ids must be a list of report ids (strings)")
-    try:
-        history = [Answer.from_dict(d) for d in body.get("history") or []]
-        for h in history:
-            check_fields(h)
-    except (TypeError, KeyError, ValueError, AttributeError) as e:
-        raise BadQuestion(f"history must be a list of answers as /ask returns them ({e})") from e
-    return {**body, "history": history}
+    return {**body, "history": answers_from_dicts(body.get("history"), "/ask")}
 
 
 def error_response(e: Exception) -> tuple[int, dict[str, str]]:
@@ -86,7 +80,6 @@ class AssistantReplica:
         self.assistant.batch_concurrent(wait_ms)
         self.assistant.warm_up(every_shape=True)
         self.trimmer = Trimmer()
-        self.allocator = current_allocator()
         try:
             import ray
 
@@ -112,7 +105,7 @@ class AssistantReplica:
 
         if request.method == "GET":  # which generation of the index this replica answers from, on which allocator
             return JSONResponse({"generation": await asyncio.to_thread(self.generation), "replica": self.name,
-                                 "allocator": self.allocator})
+                                 "allocator": self.trimmer.allocator})
         try:
             body = await request.json()
         except ValueError:

@@ -17,8 +17,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from qa.assistant import Assistant, check_date  # noqa: F401 - check_date is also this module's
-from qa.errors import BadFeedback, BadQuestion, IndexNotFound, IngestError, QAError
+from qa.assistant import Assistant
+from qa.errors import BadFeedback, IndexNotFound, IngestError, QAError
 from qa.feedback.store import CORRECTABLE, Feedback, FeedbackStore
 from qa.feedback.verdicts import give_verdict, record
 from qa.ingest.files import SUPPORTED_SUFFIXES, load_file
@@ -28,7 +28,7 @@ from qa.serving.limits import Admission, RateLimiter
 from qa.settings import Settings
 from qa.store.index import current_generation
 from qa.store.indexer import Indexer
-from qa.types import Answer, Document
+from qa.types import Answer, Document, answers_from_dicts
 from qa.ui.render import (VERDICT_DONE, answer_html, answer_text, esc, feedback_html, question_html, replace_feedback,
                           report_rows)
 
@@ -130,10 +130,10 @@ class ChatService:
             a.reload_if_changed()  # pick up writes by other processes (qa index ...)
             if self.backend:
                 return ask_backend(self.backend, question, history[-MAX_HISTORY:], k, threshold, doc_ids,
-                                   check_date(date_from, False), check_date(date_to, True))
+                                   date_from, date_to)  # the replica's Assistant reads the dates
             answer = a.ask(question, list(history)[-MAX_HISTORY:], int(k) if k else None,
-                           doc_ids=list(doc_ids) if doc_ids else None, date_from=check_date(date_from, False),
-                           date_to=check_date(date_to, True), threshold=threshold)
+                           doc_ids=list(doc_ids) if doc_ids else None, date_from=date_from, date_to=date_to,
+                           threshold=threshold)
         self._trimmer.asked()
         return answer
 
@@ -156,10 +156,7 @@ class ChatService:
              date_to: str | None = None, *, client: str = "", user: str | None = None) -> dict[str, Any]:
         """The /chat API: ``Answer.to_dict()`` plus answer_id and conversation_id; ``history`` holds earlier answers'
         dicts as /chat returned them, oldest first (a follow-up joins the conversation it follows)."""
-        try:
-            past = [Answer.from_dict(d) for d in history or []]
-        except (KeyError, TypeError, ValueError, AttributeError) as e:
-            raise BadQuestion(f"history must be a list of earlier answers as /chat returned them ({e!r})") from e
+        past = answers_from_dicts(history, "/chat")
         answer = self.ask(question, past, k, threshold, doc_ids, date_from, date_to, client=client)
         earlier = (history or [{}])[-1].get("answer_id")
         conversation = (self.conversation_of(earlier) if earlier else None) or uuid.uuid4().hex

@@ -112,21 +112,27 @@ def holds_write_lock(pid: int, index: Path) -> bool:
     return False
 
 
-def rss_parts_kb(pid: int) -> dict[str, int]:
-    """The resident memory's parts: RssAnon (heap, stacks: what a leak grows) and RssFile (pages of the libraries
-    and files mapped, which fill in as code paths are first run and which the kernel may drop)."""
+def status_kb(pid: int, *names: str) -> dict[str, int]:
+    """The named kB fields of /proc/PID/status (VmRSS, RssAnon, RssFile, ...)."""
     out = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(("RssAnon:", "RssFile:")):
-            out[line.split(":")[0]] = int(line.split()[1])
+        name = line.split(":", 1)[0]
+        if name in names:
+            out[name] = int(line.split()[1])
     return out
 
 
+def rss_parts_kb(pid: int) -> dict[str, int]:
+    """The resident memory's parts: RssAnon (heap, stacks: what a leak grows) and RssFile (pages of the libraries
+    and files mapped, which fill in as code paths are first run and which the kernel may drop)."""
+    return status_kb(pid, "RssAnon", "RssFile")
+
+
 def rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for {pid}")
+    rss = status_kb(pid, "VmRSS").get("VmRSS")
+    if rss is None:
+        raise RuntimeError(f"no VmRSS for {pid}")
+    return rss
 
 
 def offline_client(url: str, timeout_s: float | None = None):
