@@ -22,6 +22,13 @@ from typing import Any
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no telemetry, no version check: the page stays offline
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # every model comes from a package
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+# Gradio's queue rebuilds a pandas table of every event it remembers (up to 10,000) after each event, for its
+# monitoring summary: O(events) of CPU a question, and pyarrow's strings in mimalloc heaps of its worker threads that
+# grew the server's memory by ~45 MB every 1,000 questions (benchmarks/web_memory.py, docs/reliability.md). Remember
+# 1,000 events, summarise every 100, and let pyarrow allocate from the process's allocator, which returns memory.
+os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "1000")
+os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "100")
+os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
 
 if __name__ == "__main__":  # first, before the heavy imports: run again with jemalloc (qa/serving/allocator.py)
     from qa.serving.allocator import relaunch_with_jemalloc

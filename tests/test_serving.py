@@ -218,6 +218,13 @@ def test_sessions_history_and_messages_are_bounded(seed_index_copy, monkeypatch)
         for _ in range(5):
             assert Client(url, verbose=False, httpx_kwargs={"timeout": 300}).predict(SEED_QUESTION, api_name="/chat")["text"] == "2012"
         assert len(demo.state_holder.session_data) == 3
+        # Gradio's own event log (its monitoring summary, rebuilt as a pandas table) is bounded by app.py
+        queue = demo._queue
+        assert (queue.ANALYTICS_MAX_EVENTS, queue.ANAYLTICS_CACHE_FREQUENCY) == (1000, 100)
+        assert 0 < len(queue.event_analytics) <= 1000
+        import pyarrow
+
+        assert pyarrow.default_memory_pool().backend_name == "system"  # not mimalloc's heaps per thread
         states = [b for b in demo.blocks.values() if type(b).__name__ == "State"]
         assert states and all(s.time_to_live == app.SESSION_TTL_S for s in states)
     finally:
