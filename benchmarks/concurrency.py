@@ -79,6 +79,15 @@ def cpu_s(pid: int) -> float:
     return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
 
 
+# What differs between two asks of one question whatever the load: the time taken and the ids /chat gives each answer
+# (added after this benchmark was written: with them every answer "differed")
+_PER_ASK = ("timings_ms", "answer_id", "conversation_id")
+
+
+def comparable(answer: dict) -> dict:
+    return {k: v for k, v in answer.items() if k not in _PER_ASK}
+
+
 def load(url: str, pid: int, clients: int, per_client: int, seed: int) -> dict:
     rng = random.Random(seed)
     plans = [[rng.choice(QUESTIONS) for _ in range(per_client)] for _ in range(clients)]
@@ -100,7 +109,7 @@ def load(url: str, pid: int, clients: int, per_client: int, seed: int) -> dict:
                 continue
             with lock:
                 lat.append(time.perf_counter() - t0)
-                answers.append((q, {k: v for k, v in d.items() if k != "timings_ms"}))
+                answers.append((q, comparable(d)))
 
     threads = [threading.Thread(target=user, args=(n,)) for n in range(clients)]
     t0, c0 = time.perf_counter(), cpu_s(pid)
@@ -177,7 +186,7 @@ def main() -> int:
         single = {}
         for name, (_, url) in servers.items():
             c = client(url)
-            single[name] = {q: {k: v for k, v in c.predict(q, api_name="/chat").items() if k != "timings_ms"}
+            single[name] = {q: comparable(c.predict(q, api_name="/chat"))
                             for q in QUESTIONS}
         rounds: dict[str, list[dict]] = {"before": [], "after": []}
         for r in range(args.rounds):
