@@ -17,7 +17,6 @@ import os
 import random
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,58 +26,42 @@ from _stress import rss_parts_kb, write_corpus  # noqa: E402
 from qa.ui.service import ChatService  # noqa: E402
 
 WORK = Path("/tmp/inproc")
-QUESTIONS, CLIENTS, WRITE_EVERY, EVERY = 2000, 20, 250, 200
+QUESTIONS, CLIENTS, EVERY = 2000, 20, 200
 
 
 def anon_mb() -> int:
     return rss_parts_kb(os.getpid())["RssAnon"] // 1024
 
 
-def main() -> int:
-    index = WORK / "index"
+def soak_index(index: Path = WORK / "index") -> Path:
+    """The soak's 60-report corpus indexed at ``index``, built on first use."""
     if not index.exists():
         corpus = write_corpus(WORK / "reports", n_reports=60)
         subprocess.run([sys.executable, "-m", "qa", "index", str(corpus), "--index", str(index)], check=True,
                        capture_output=True)
+    return index
+
+
+def main() -> int:
+    index = soak_index()
     svc = ChatService(str(index), seeds=None)
     svc.assistant.warm_up(every_shape=True)
-    plan = soak._questions(random.Random(14))[:QUESTIONS]
-    writer = subprocess.Popen([sys.executable, "-c", soak._WRITER, str(index)], text=True, stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    lock, write_lock, state = threading.Lock(), threading.Lock(), {"next": 0}
-
-    def write(done: int) -> None:  # as the soak: add report i; every other time remove the one before
-        i = done // WRITE_EVERY
-        with write_lock:
-            for op, j in [("add", i)] + ([("remove", i - 1)] if i % 2 == 0 and i > 0 else []):
-                writer.stdin.write(f"{op} {j}\n")
-                writer.stdin.flush()
-                writer.stdout.readline()
+    plan = soak.Plan(soak._questions(random.Random(14))[:QUESTIONS])
+    writer = soak.SoakWriter(index)
 
     def user() -> None:
         messages, history = [], []
-        while True:
-            with lock:
-                n = state["next"]
-                if n >= len(plan):
-                    return
-                state["next"] += 1
-            question, k = plan[n]
+        while (item := plan.take()) is not None:
+            n, question, k = item
             turn = svc.turn(question, messages, history, k or 5, svc.assistant.threshold, None, None, None, None)
             messages, history = turn.messages, turn.history
             if (n + 1) % EVERY == 0:
                 print(n + 1, "questions, RssAnon", anon_mb(), "MB", flush=True)
-            if (n + 1) % WRITE_EVERY == 0:
-                write(n + 1)
+            writer.after(n + 1)
 
     print("start, RssAnon", anon_mb(), "MB", flush=True)
-    threads = [threading.Thread(target=user) for _ in range(CLIENTS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    writer.stdin.close()
-    writer.wait(timeout=120)
+    soak.run_clients(user, CLIENTS)
+    writer.close()
     return 0
 
 

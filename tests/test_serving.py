@@ -1,6 +1,9 @@
 """Serving: micro-batched answers equal single-user answers; overload and abuse limits; bounded per-session state."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -13,7 +16,7 @@ from qa.settings import Settings
 from qa.store.index import IndexStore
 from qa.types import Chunk
 
-from conftest import SEED_QUESTION
+from conftest import ROOT, SEED_QUESTION
 
 QUESTIONS = [SEED_QUESTION, "Who dismantled the two networks?", "Which ministry helped the intelligence service?",
              "How many foreign nationals were in the two networks?", "What is the capital of France?",
@@ -183,10 +186,6 @@ def test_rate_limit_per_client_and_its_memory_is_bounded():
 
 # --- the app: bounded sessions, a bounded queue, the rate limit, the password off the command line ---
 def _app():
-    import sys
-
-    from conftest import ROOT
-
     if str(ROOT) not in sys.path:  # app.py lives at the repository root, beside qa/
         sys.path.insert(0, str(ROOT))
     import app
@@ -218,17 +217,22 @@ def test_sessions_history_and_messages_are_bounded(seed_index_copy, monkeypatch)
         for _ in range(5):
             assert Client(url, verbose=False, httpx_kwargs={"timeout": 300}).predict(SEED_QUESTION, api_name="/chat")["text"] == "2012"
         assert len(demo.state_holder.session_data) == 3
-        # Gradio's own event log (its monitoring summary, rebuilt as a pandas table) is bounded by app.py
+        # Gradio's own event log (its monitoring summary, rebuilt as a pandas table) is bounded by app.py. These are
+        # Gradio 6's private names (the misspelling is Gradio's): an upgrade that renames them fails here, not silently
         queue = demo._queue
         assert (queue.ANALYTICS_MAX_EVENTS, queue.ANAYLTICS_CACHE_FREQUENCY) == (1000, 100)
-        assert 0 < len(queue.event_analytics) <= 1000
-        import pyarrow
-
-        assert pyarrow.default_memory_pool().backend_name == "system"  # not mimalloc's heaps per thread
+        assert len(queue.event_analytics) > 0  # the log these bound is the one this server writes
         states = [b for b in demo.blocks.values() if type(b).__name__ == "State"]
         assert states and all(s.time_to_live == app.SESSION_TTL_S for s in states)
     finally:
         demo.close()
+    # and pyarrow (pandas' strings, in that summary) allocates from the process's allocator, in a fresh app process
+    # (in this one another test may have used pyarrow's pool before app.py was imported)
+    backend = subprocess.run([sys.executable, "-c", "import app, pandas, pyarrow; pandas.Series(['a', 'b']).str.len(); "
+                              "print(pyarrow.default_memory_pool().backend_name)"], cwd=ROOT, capture_output=True,
+                             text=True, timeout=300, env={k: v for k, v in os.environ.items()
+                                                          if k != "ARROW_DEFAULT_MEMORY_POOL"})
+    assert backend.stdout.split()[-1:] == ["system"], backend.stderr[-2000:]
     respond = next(f.fn for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "respond")
     messages, history, conversation = [], [], None
     for q in ("Who dismantled the two networks?", "Which ministry helped them?", SEED_QUESTION):

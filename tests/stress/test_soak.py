@@ -50,6 +50,56 @@ for line in sys.stdin:
 '''
 
 
+class SoakWriter:
+    """The soak's other process writing the index: ``after(n)`` once n questions are done adds report n/WRITE_EVERY
+    every WRITE_EVERY questions and, every other time, removes the one before."""
+
+    def __init__(self, index: Path, env: dict[str, str] | None = None) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(index)], env=env, text=True,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self.lock = threading.Lock()
+        self.done: list[str] = []
+
+    def after(self, n: int) -> None:
+        if n % WRITE_EVERY:
+            return
+        i = n // WRITE_EVERY
+        with self.lock:
+            for op, j in [("add", i)] + ([("remove", i - 1)] if i % 2 == 0 and i > 0 else []):
+                self.proc.stdin.write(f"{op} {j}\n")
+                self.proc.stdin.flush()
+                self.done.append(self.proc.stdout.readline().strip())
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(timeout=120)
+
+
+class Plan:
+    """Questions handed out in order, each to whichever client thread asks next."""
+
+    def __init__(self, questions: list[tuple[str, int | None]]) -> None:
+        self.questions, self._next, self._lock = questions, 0, threading.Lock()
+
+    def take(self) -> tuple[int, str, int | None] | None:
+        """(its number from 0, the question, k), or None when every question is taken."""
+        with self._lock:
+            n = self._next
+            if n >= len(self.questions):
+                return None
+            self._next += 1
+        return (n, *self.questions[n])
+
+
+def run_clients(user, clients: int) -> None:
+    """``user()`` in ``clients`` threads at once, until each returns."""
+    threads = [threading.Thread(target=user) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
 def _questions(rng: random.Random) -> list[tuple[str, int | None]]:
     """Varied questions (lengths, subjects, answerable or not) with k drawn from 1, 3 and the default 5."""
     pool = [SEED_QUESTION, "Who dismantled the two networks?", "Which ministry helped them?",
@@ -74,40 +124,23 @@ def test_soak_memory_plateaus(tmp_path):
     with log_path.open("w") as log:
         server = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--index", str(index)], cwd=ROOT,
                                   env=child_env(), stdout=log, stderr=subprocess.STDOUT)
-    writer = subprocess.Popen([sys.executable, "-c", _WRITER, str(index)], env=child_env(), text=True,
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    writer = SoakWriter(index, env=child_env())
     try:
         wait_for_port(server, port, timeout_s=600)
         url = f"http://127.0.0.1:{port}/"
-        plan = _questions(random.Random(14))
+        plan = Plan(_questions(random.Random(14)))
         t_start = time.perf_counter()
         lock = threading.Lock()
-        state = {"next": 0, "done": 0}
+        state = {"done": 0}
         rss: dict[int, int] = {}
         parts: dict[int, dict[str, int]] = {}
         latencies: list[float] = []
         errors: list[str] = []
-        writes: list[str] = []
-        write_lock = threading.Lock()
 
-        def write(n: int) -> None:  # add report n/WRITE_EVERY; every other time remove the one before
-            i = n // WRITE_EVERY
-            ops = [("add", i)] + ([("remove", i - 1)] if i % 2 == 0 and i > 0 else [])
-            with write_lock:
-                for op, j in ops:
-                    writer.stdin.write(f"{op} {j}\n")
-                    writer.stdin.flush()
-                    writes.append(writer.stdout.readline().strip())
-
-        def user(c: int) -> None:
+        def user() -> None:
             client = offline_client(url, timeout_s=600)
-            while True:
-                with lock:
-                    n = state["next"]
-                    if n >= QUESTIONS:
-                        return
-                    state["next"] += 1
-                q, k = plan[n]
+            while (item := plan.take()) is not None:
+                _, q, k = item
                 t0 = time.perf_counter()
                 try:
                     client.predict(q, None, k, api_name="/chat")
@@ -127,20 +160,13 @@ def test_soak_memory_plateaus(tmp_path):
                             Path(os.environ["SOAK_OUT"]).write_text(json.dumps(
                                 {"partial": True, "questions": done, "errors": len(errors),
                                  "rss_mb_every_100": [round(rss[n] / 1024, 1) for n in sorted(rss)]}))
-                    do_write = done % WRITE_EVERY == 0
-                if do_write:
-                    write(done)
+                writer.after(done)
 
-        threads = [threading.Thread(target=user, args=(c,)) for c in range(CLIENTS)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        run_clients(user, CLIENTS)
         wall = time.perf_counter() - t_start
         check = offline_client(url, timeout_s=600).predict(SEED_QUESTION, api_name="/chat")
     finally:
-        writer.stdin.close()
-        writer.wait(timeout=120)
+        writer.close()
         stop_process(server, timeout_s=30)
 
     marks = sorted(rss)
@@ -148,7 +174,7 @@ def test_soak_memory_plateaus(tmp_path):
     mb = {n: round(rss[n] / 1024, 1) for n in marks}
     figures = {
         "questions": state["done"], "clients": CLIENTS, "errors": len(errors), "first_errors": errors[:3],
-        "reports_written": len(writes), "questions_per_s": round(state["done"] / wall, 2),
+        "reports_written": len(writer.done), "questions_per_s": round(state["done"] / wall, 2),
         "p50_s": round(percentile(latencies, 50), 3), "p95_s": round(percentile(latencies, 95), 3),
         f"rss_mb_at_{first}": mb[first], f"rss_mb_at_{fifth}": mb[fifth], f"rss_mb_at_{last}": mb[last],
         f"growth_pct_from_{fifth}": round(100 * (rss[last] / rss[fifth] - 1), 2),
