@@ -195,12 +195,16 @@ def probe(port: int, index: str, questions: int, marks: list[int], out: str | No
     load = subprocess.Popen([sys.executable, __file__, "--client", f"http://127.0.0.1:{port}/", "--index", index,
                              "--questions", str(questions)], text=True, stdout=subprocess.PIPE)
     seen, errors = {}, None
-    for line in load.stdout:
-        word, n = line.split()
-        if word == "errors":
-            errors = int(n)
-        elif int(n) in marks:
-            seen[int(n)] = measure(int(n))
+    try:
+        for line in load.stdout:
+            word, n = line.split()
+            if word == "errors":
+                errors = int(n)
+            elif int(n) in marks:
+                seen[int(n)] = measure(int(n))
+    finally:
+        if load.poll() is None and (errors is None):  # the probe failed midway: the load must not run on
+            load.kill()
     if load.wait() != 0 or len(seen) < 2:
         raise RuntimeError(f"the load exited with {load.returncode} after the marks {sorted(seen)}")
     first, last = seen[min(seen)], seen[max(seen)]

@@ -59,6 +59,7 @@ class SoakWriter:
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         self.lock = threading.Lock()
         self.done: list[str] = []
+        self.failed: list[str] = []  # writes the writer did not confirm (it died, or answered something else)
 
     def after(self, n: int) -> None:
         if n % WRITE_EVERY:
@@ -66,13 +67,20 @@ class SoakWriter:
         i = n // WRITE_EVERY
         with self.lock:
             for op, j in [("add", i)] + ([("remove", i - 1)] if i % 2 == 0 and i > 0 else []):
-                self.proc.stdin.write(f"{op} {j}\n")
-                self.proc.stdin.flush()
-                self.done.append(self.proc.stdout.readline().strip())
+                try:
+                    self.proc.stdin.write(f"{op} {j}\n")
+                    self.proc.stdin.flush()
+                    reply = self.proc.stdout.readline().strip()
+                except OSError as e:
+                    reply = f"{type(e).__name__}: {e}"
+                (self.done if reply == f"done {op} {j}" else self.failed).append(reply or f"no reply to {op} {j}")
 
     def close(self) -> None:
-        self.proc.stdin.close()
-        self.proc.wait(timeout=120)
+        try:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=120)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
 
 
 class Plan:
@@ -124,8 +132,9 @@ def test_soak_memory_plateaus(tmp_path):
     with log_path.open("w") as log:
         server = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--index", str(index)], cwd=ROOT,
                                   env=child_env(), stdout=log, stderr=subprocess.STDOUT)
-    writer = SoakWriter(index, env=child_env())
+    writer = None
     try:
+        writer = SoakWriter(index, env=child_env())
         wait_for_port(server, port, timeout_s=600)
         url = f"http://127.0.0.1:{port}/"
         plan = Plan(_questions(random.Random(14)))
@@ -166,8 +175,11 @@ def test_soak_memory_plateaus(tmp_path):
         wall = time.perf_counter() - t_start
         check = offline_client(url, timeout_s=600).predict(SEED_QUESTION, api_name="/chat")
     finally:
-        writer.close()
-        stop_process(server, timeout_s=30)
+        try:
+            if writer is not None:
+                writer.close()
+        finally:
+            stop_process(server, timeout_s=30)
 
     marks = sorted(rss)
     first, fifth, last = marks[0], max(n for n in marks if n <= max(EVERY, QUESTIONS // 5)), marks[-1]
@@ -189,6 +201,7 @@ def test_soak_memory_plateaus(tmp_path):
     if os.environ.get("SOAK_OUT"):
         Path(os.environ["SOAK_OUT"]).write_text(json.dumps(figures, indent=1))
     assert errors == []
+    assert writer.failed == [] and writer.done, writer.failed[:3]  # every write confirmed, and some made
     assert check["text"] == "2012"
     assert abs(rss[last] / rss[fifth] - 1) <= 0.03, f"RSS moved {figures[f'growth_pct_from_{fifth}']}% from {fifth}"
     assert abs(rss[last] / rss[first] - 1) <= 0.10, f"RSS moved {figures[f'growth_pct_from_{first}']}% from {first}"
