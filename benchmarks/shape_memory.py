@@ -20,16 +20,15 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "tests" / "stress"), str(ROOT)]
+from _stress import rss_kb  # noqa: E402
 from qa.models.files import place, reader_model_path  # noqa: E402
 from qa.reading.reader import load_span_model  # noqa: E402
 
 
 def rss_mb() -> int:
-    for line in open("/proc/self/status"):
-        if line.startswith("VmRSS"):
-            return int(line.split()[1]) // 1024
-    return 0
+    return rss_kb(os.getpid()) // 1024
 
 
 def main() -> int:

@@ -25,12 +25,10 @@ import gc
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
-import time
 import traceback
 import tracemalloc
 from pathlib import Path
@@ -38,9 +36,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests" / "stress"), str(ROOT / "tests"), str(ROOT)]
 import test_soak as soak  # noqa: E402  (the soak's question plan and writer)
-from chat_memory import CLIENTS, soak_index  # noqa: E402
+from chat_memory import CLIENTS, anon_mb, soak_index  # noqa: E402
 from conftest import free_port  # noqa: E402
-from _stress import offline_client, rss_parts_kb  # noqa: E402
+from _stress import offline_client, wait_for_port  # noqa: E402
 
 MAP = tuple[int, str, int]  # an anonymous mapping: size, permissions, resident kB
 
@@ -159,7 +157,7 @@ _NOT_THE_SERVER = [tracemalloc.Filter(False, tracemalloc.__file__),
 
 def measure(n: int) -> dict:
     """Every account of memory after ``n`` questions (printed; the heavy parts kept for the final comparison)."""
-    m = {"rss_anon_mb": rss_parts_kb(os.getpid())["RssAnon"] // 1024, "jemalloc_mb": jemalloc_stats_mb(),
+    m = {"rss_anon_mb": anon_mb(), "jemalloc_mb": jemalloc_stats_mb(),
          "threads_python_all": (threading.active_count(), len(os.listdir("/proc/self/task"))),
          "pymalloc": pymalloc_arenas(), "_maps": anonymous_maps(), "_types": type_counts()}
     m["anonymous_mb_by_kind"] = maps_by_kind_mb(m["_maps"])
@@ -183,15 +181,7 @@ def growth(first: dict, last: dict, top: int) -> dict:
 
 def probe(port: int, index: str, questions: int, marks: list[int], out: str | None, top: int) -> None:
     """Waits for the server, runs the load, measures at each mark, writes the report and ends the process."""
-    deadline = time.monotonic() + 900
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the server did not listen on port {port} in 900 s") from None
-            time.sleep(0.5)
+    wait_for_port(None, port, timeout_s=900)  # the server is this process, starting in the main thread
     load = subprocess.Popen([sys.executable, __file__, "--client", f"http://127.0.0.1:{port}/", "--index", index,
                              "--questions", str(questions)], text=True, stdout=subprocess.PIPE)
     seen, errors = {}, None

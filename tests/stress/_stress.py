@@ -145,11 +145,12 @@ def offline_client(url: str, timeout_s: float | None = None):
                   httpx_kwargs={"timeout": timeout_s} if timeout_s else None)
 
 
-def wait_for_port(proc: subprocess.Popen, port: int, timeout_s: float) -> float:
-    """Seconds until ``port`` accepts connections; fails if ``proc`` exits first."""
+def wait_for_port(proc: subprocess.Popen | None, port: int, timeout_s: float) -> float:
+    """Seconds until ``port`` accepts connections; fails if ``proc`` (the server's process, when it is another one)
+    exits first."""
     t0 = time.monotonic()
     while True:
-        if proc.poll() is not None:
+        if proc is not None and proc.poll() is not None:
             raise AssertionError(f"the server exited with {proc.returncode} before listening")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1):
