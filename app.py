@@ -39,6 +39,7 @@ import gradio as gr  # noqa: E402
 
 from qa.errors import BadFeedback, QAError  # noqa: E402
 from qa.ingest.files import SUPPORTED_SUFFIXES  # noqa: E402
+from qa.models.files import serve_with_threads  # noqa: E402
 from qa.ui.render import CSS, HEAD_JS, REPORT_COLUMNS, esc  # noqa: E402
 from qa.ui.service import CHAT_CONCURRENCY, DEFAULT_MAX_UPLOAD_MB, QUEUE_SIZE, ChatService  # noqa: E402
 
@@ -156,7 +157,7 @@ def wire_chat(service: ChatService, ui: dict[str, Any]) -> None:
                                "conversation")]
     chat_out = [ui[n] for n in ("chatbot", "answers", "question", "copy_box", "conversation")]
     for trigger in (ui["question"].submit, ui["ask"].click):
-        trigger(respond, chat_in, chat_out, concurrency_limit=CHAT_CONCURRENCY, concurrency_id="ask", **PRIVATE)
+        trigger(respond, chat_in, chat_out, concurrency_limit=service.concurrency, concurrency_id="ask", **PRIVATE)
     ui["clear"].click(lambda: ([], [], "", None), None,
                       [ui["chatbot"], ui["answers"], ui["copy_box"], ui["conversation"]], **PRIVATE)
     ui["chatbot"].clear(lambda: ([], "", None), None, [ui["answers"], ui["copy_box"], ui["conversation"]],
@@ -223,7 +224,7 @@ def wire_api(service: ChatService) -> None:
         except BadFeedback as e:
             raise shown_error(e) from e
 
-    gr.api(chat, api_name="chat", concurrency_limit=CHAT_CONCURRENCY, concurrency_id="ask")
+    gr.api(chat, api_name="chat", concurrency_limit=service.concurrency, concurrency_id="ask")
     gr.api(feedback, api_name="feedback", concurrency_limit=8)
 
 
@@ -298,6 +299,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="send questions to `qa serve --ray` at this URL, e.g. http://HOST:8000/ask (env QA_BACKEND)")
     p.add_argument("--queue-size", type=int, default=int(env("QA_QUEUE_SIZE") or QUEUE_SIZE),
                    help="questions that may wait; past it the server answers busy / HTTP 503 (env QA_QUEUE_SIZE)")
+    p.add_argument("--concurrency", type=int, default=int(env("QA_CONCURRENCY") or CHAT_CONCURRENCY),
+                   help="questions answered at once, the rest wait; each gets cores / N intra-op threads (default: "
+                        "one a core, each on one thread) (env QA_CONCURRENCY)")
     p.add_argument("--max-upload-mb", type=float, default=float(env("QA_MAX_UPLOAD_MB") or DEFAULT_MAX_UPLOAD_MB),
                    help="largest file accepted for upload, in MB (env QA_MAX_UPLOAD_MB)")
     p.add_argument("--batch-wait-ms", type=float, default=float(env("QA_BATCH_WAIT_MS") or 0),
@@ -313,8 +317,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         except (OSError, UnicodeDecodeError) as e:
             p.error(f"cannot read --auth-file {args.auth_file}: {e.strerror if isinstance(e, OSError) else e}")
         args.auth = lines[0].strip() if lines else ""
-    if args.rate_limit < 0 or args.queue_size < 1:
-        p.error("--rate-limit must be >= 0 and --queue-size >= 1")
+    if args.rate_limit < 0 or args.queue_size < 1 or args.concurrency < 1:
+        p.error("--rate-limit must be >= 0, --queue-size >= 1 and --concurrency >= 1")
     if args.auth is not None and not re.fullmatch(r"[^:]+:.+", args.auth):
         p.error("--auth must be USER:PASSWORD")
     return args
@@ -336,8 +340,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         service = ChatService(args.index, seeds=ROOT / "seeds", root=ROOT, max_upload_mb=args.max_upload_mb,
                               feedback_db=args.feedback_db, rate_limit=args.rate_limit,
-                              max_pending=args.queue_size + CHAT_CONCURRENCY, backend=args.backend,
-                              batch_wait_ms=args.batch_wait_ms or None)
+                              max_pending=args.queue_size + args.concurrency, concurrency=args.concurrency,
+                              backend=args.backend, batch_wait_ms=args.batch_wait_ms or None)
+        cores = os.cpu_count() or 1  # with --batch-wait-ms one model thread reads for every question: give it all
+        serve_with_threads(cores if args.batch_wait_ms else max(1, cores // args.concurrency))
         service.ensure_index(say=print)
         if args.backend:  # the models load here only for uploads, when one comes
             print(f"Questions go to {args.backend}; reports are read from {service.index_dir}/", flush=True)

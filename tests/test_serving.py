@@ -253,7 +253,7 @@ def test_busy_server_answers_503_past_its_queue_and_the_rate_limit_is_a_setting(
     app = _app()
     args = app.parse_args(["--port", str(free_port()), "--index", str(seed_index_copy), "--queue-size", "1",
                            "--rate-limit", "2"])
-    service = app.ChatService(args.index, settings=Settings(), rate_limit=args.rate_limit)
+    service = app.ChatService(args.index, settings=Settings(), rate_limit=args.rate_limit, concurrency=1)
     service.assistant.warm_up()
     gate = threading.Event()
     real_ask = service.assistant.ask
@@ -263,7 +263,6 @@ def test_busy_server_answers_503_past_its_queue_and_the_rate_limit_is_a_setting(
         return real_ask(*a, **kw)
 
     monkeypatch.setattr(service.assistant, "ask", held)
-    monkeypatch.setattr(app, "CHAT_CONCURRENCY", 1)
     demo = app.build_demo(service)
     demo.queue(max_size=args.queue_size).launch(**app.launch_options(args, service), prevent_thread_lock=True,
                                                 quiet=True)
@@ -332,16 +331,19 @@ def test_replica_requests_are_checked_and_errors_say_whose_they_are():
         assert status == 500 and type(bug).__name__ in said["error"] and str(bug) not in said["error"]
 
 
-def test_backend_client_passes_busy_with_retry_after_and_sends_again_after_a_server_error():
-    """ask_backend against a real HTTP server: a 500 then an answer; a 503 with Retry-After; 500s to the end. What
+def test_backend_client_passes_busy_with_retry_after_and_sends_again_after_a_server_error(monkeypatch):
+    """ask_backend against a real HTTP server: a 500 then an answer; a 503 with Retry-After; a 503 without one (an
+    unavailable deployment) then an answer, and to the end; 500s to the end. What
     the client sends is what a replica accepts."""
     import json
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+    from qa.serving import client
     from qa.serving.client import ask_backend
     from qa.serving.ray_serve import parse_body
     from qa.types import Answer
 
+    monkeypatch.setattr(client, "UNAVAILABLE_WAIT_S", 0.1)
     replies: list[tuple[int, dict, dict]] = []
     sent: list[dict] = []
     answer = Answer(question="q?", text="2012", score=0.9)
@@ -370,6 +372,14 @@ def test_backend_client_passes_busy_with_retry_after_and_sends_again_after_a_ser
         with pytest.raises(Busy, match="busy, try again") as busy:
             ask_backend(url, "q?", [], None, None, None, None, None)
         assert busy.value.retry_after_s == 7.0 and replies == []
+        # Ray Serve's "deployment unavailable" (a replica died, its replacement starting) has no Retry-After: sent
+        # again, and answered once a replica is back; busy when it never comes back
+        replies[:] = [(503, {"error": "unavailable"}, {}), (200, answer.to_dict(), {})]
+        assert ask_backend(url, "q?", [], None, None, None, None, None) == answer and replies == []
+        replies[:] = [(503, {"error": "unavailable"}, {})] * 2
+        with pytest.raises(Busy, match="busy, try again"):
+            ask_backend(url, "q?", [], None, None, None, None, None, attempts=2)
+        assert replies == []
         replies[:] = [(500, {"error": "this replica cannot answer: /srv/index damaged"}, {})] * 2
         with pytest.raises(QAError, match="cannot answer just now") as failed:
             ask_backend(url, "q?", [], None, None, None, None, None, attempts=2)
@@ -431,3 +441,27 @@ def test_a_replica_reads_a_year_as_the_chat_does(tmp_path, encoder, span_reader)
     assert a.ask(q, date_from="2022").text is None and a.ask(q, date_to="2020").text is None
     with pytest.raises(BadFilter, match="not a date"):
         a.ask(q, date_from="May 2012")
+
+
+def test_a_server_gives_each_question_its_share_of_the_cores_and_keeps_it(monkeypatch):
+    """app.py answers --concurrency questions at once (one a core by default), each on cores / N intra-op threads;
+    the number stays when a model loads later (place() -> set_cpu_threads, which otherwise takes every core)."""
+    import torch
+
+    from qa.models import files
+
+    app = _app()
+    assert app.parse_args([]).concurrency == max(1, os.cpu_count() or 1)
+    assert app.parse_args(["--concurrency", "3"]).concurrency == 3
+    with pytest.raises(SystemExit):
+        app.parse_args(["--concurrency", "0"])
+    before = torch.get_num_threads()
+    monkeypatch.setattr(files, "_serving_threads", None)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    try:
+        files.serve_with_threads(1)
+        assert torch.get_num_threads() == 1
+        files.place("cpu", "fp32")  # what a model's warm_up does
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

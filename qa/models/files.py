@@ -117,11 +117,30 @@ def place(device: str, precision: str):
     return device, dtype
 
 
+_serving_threads: int | None = None  # a server's choice (serve_with_threads); None: every core
+
+
+def serve_with_threads(n: int) -> None:
+    """Give every model in this process ``n`` intra-op threads from now on, whatever OMP_NUM_THREADS says.
+
+    A server answering several questions at once gives each one thread: two questions on two cores, each on one,
+    answer 1.3x as many questions a second as questions each spread over both cores, whose threads spin waiting for
+    each other (docs/performance.md, "Under concurrency"). The number is the same for every question, and kept: the
+    math libraries split work by thread count, so a question read with one thread can differ in its last bits from
+    the same question read with two."""
+    global _serving_threads
+    _serving_threads = max(1, int(n))
+    set_cpu_threads()
+
+
 def set_cpu_threads() -> None:
-    """Use every core for intra-op work, once; leave it alone if the user set OMP_NUM_THREADS."""
+    """Use every core for intra-op work (or a server's serve_with_threads number); leave it alone if the user set
+    OMP_NUM_THREADS and no server chose."""
     import torch
 
-    if "OMP_NUM_THREADS" not in os.environ:
+    if _serving_threads is not None:
+        torch.set_num_threads(_serving_threads)
+    elif "OMP_NUM_THREADS" not in os.environ:
         torch.set_num_threads(max(1, os.cpu_count() or 1))
 
 

@@ -38,7 +38,8 @@ MAX_MESSAGES = 2 * 50  # chat messages kept on the page per session (the last 50
 # Serving limits (docs/reliability.md): questions waiting, questions answered at once. Past QUEUE_SIZE waiting,
 # Gradio's queue answers HTTP 503 ("This application is currently busy").
 QUEUE_SIZE = 64  # questions waiting in the server's queue (env QA_QUEUE_SIZE)
-CHAT_CONCURRENCY = 16  # questions answered at once (with --batch-wait-ms through one model thread: qa/serving/batching.py)
+# questions answered at once: one a core, each on one intra-op thread (app.py --concurrency; docs/performance.md)
+CHAT_CONCURRENCY = max(1, os.cpu_count() or 1)
 DEFAULT_MAX_UPLOAD_MB = 20.0
 
 
@@ -75,10 +76,14 @@ class ChatService:
     def __init__(self, index_dir: str | os.PathLike, *, seeds: str | os.PathLike | None = None,
                  settings: Settings | None = None, max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
                  feedback_db: str | os.PathLike | None = None, batch_wait_ms: float | None = None,
-                 rate_limit: int = 0, max_pending: int = QUEUE_SIZE + CHAT_CONCURRENCY,
+                 rate_limit: int = 0, max_pending: int | None = None, concurrency: int = CHAT_CONCURRENCY,
                  backend: str | None = None, root: str | os.PathLike = ".") -> None:
         if max_upload_mb <= 0:
             raise ValueError("max_upload_mb must be positive")
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.concurrency = concurrency  # questions answered at once; the rest wait in the queue
+        max_pending = QUEUE_SIZE + concurrency if max_pending is None else max_pending
         self.batch_wait_ms = batch_wait_ms  # None: every question runs its own forward passes
         self.rate_limiter = RateLimiter(rate_limit)  # questions a minute per client; 0: no limit
         self.admission = Admission(max_pending)
