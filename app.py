@@ -39,9 +39,10 @@ import gradio as gr  # noqa: E402
 
 from qa.errors import BadFeedback, QAError  # noqa: E402
 from qa.ingest.files import SUPPORTED_SUFFIXES  # noqa: E402
-from qa.models.files import serve_with_threads  # noqa: E402
+from qa.models.files import serve_with_threads, usable_cores  # noqa: E402
 from qa.ui.render import CSS, HEAD_JS, REPORT_COLUMNS, esc  # noqa: E402
-from qa.ui.service import CHAT_CONCURRENCY, DEFAULT_MAX_UPLOAD_MB, QUEUE_SIZE, ChatService  # noqa: E402
+from qa.ui.service import (BACKEND_CONCURRENCY, CHAT_CONCURRENCY, DEFAULT_MAX_UPLOAD_MB, QUEUE_SIZE,  # noqa: E402
+                           ChatService)
 
 log = logging.getLogger("report-qa.app")
 ROOT = Path(__file__).resolve().parent
@@ -299,9 +300,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="send questions to `qa serve --ray` at this URL, e.g. http://HOST:8000/ask (env QA_BACKEND)")
     p.add_argument("--queue-size", type=int, default=int(env("QA_QUEUE_SIZE") or QUEUE_SIZE),
                    help="questions that may wait; past it the server answers busy / HTTP 503 (env QA_QUEUE_SIZE)")
-    p.add_argument("--concurrency", type=int, default=int(env("QA_CONCURRENCY") or CHAT_CONCURRENCY),
-                   help="questions answered at once, the rest wait; each gets cores / N intra-op threads (default: "
-                        "one a core, each on one thread) (env QA_CONCURRENCY)")
+    p.add_argument("--concurrency", type=int, default=int(env("QA_CONCURRENCY") or 0) or None,
+                   help="questions answered at once, the rest wait; each gets cores // N intra-op threads, unless "
+                        "OMP_NUM_THREADS is set (default: one a core, each on one thread; with --backend, "
+                        f"{BACKEND_CONCURRENCY}) (env QA_CONCURRENCY)")
     p.add_argument("--max-upload-mb", type=float, default=float(env("QA_MAX_UPLOAD_MB") or DEFAULT_MAX_UPLOAD_MB),
                    help="largest file accepted for upload, in MB (env QA_MAX_UPLOAD_MB)")
     p.add_argument("--batch-wait-ms", type=float, default=float(env("QA_BATCH_WAIT_MS") or 0),
@@ -317,6 +319,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         except (OSError, UnicodeDecodeError) as e:
             p.error(f"cannot read --auth-file {args.auth_file}: {e.strerror if isinstance(e, OSError) else e}")
         args.auth = lines[0].strip() if lines else ""
+    if args.concurrency is None:
+        args.concurrency = BACKEND_CONCURRENCY if args.backend else CHAT_CONCURRENCY
     if args.rate_limit < 0 or args.queue_size < 1 or args.concurrency < 1:
         p.error("--rate-limit must be >= 0, --queue-size >= 1 and --concurrency >= 1")
     if args.auth is not None and not re.fullmatch(r"[^:]+:.+", args.auth):
@@ -338,12 +342,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     for name in ("qa", log.name):
         logging.getLogger(name).setLevel(logging.INFO)
     try:
-        service = ChatService(args.index, seeds=ROOT / "seeds", root=ROOT, max_upload_mb=args.max_upload_mb,
-                              feedback_db=args.feedback_db, rate_limit=args.rate_limit,
-                              max_pending=args.queue_size + args.concurrency, concurrency=args.concurrency,
-                              backend=args.backend, batch_wait_ms=args.batch_wait_ms or None)
-        cores = os.cpu_count() or 1  # with --batch-wait-ms one model thread reads for every question: give it all
-        serve_with_threads(cores if args.batch_wait_ms else max(1, cores // args.concurrency))
+        service = service_from_args(args)
         service.ensure_index(say=print)
         if args.backend:  # the models load here only for uploads, when one comes
             print(f"Questions go to {args.backend}; reports are read from {service.index_dir}/", flush=True)
@@ -360,12 +359,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     build_demo(service).queue(max_size=args.queue_size).launch(**launch_options(args, service))
 
 
+def service_from_args(args: argparse.Namespace) -> ChatService:
+    """The chat's service for these settings, nothing opened yet; in a process that answers questions itself (no
+    --backend), the models' intra-op threads are chosen here, before any model work: cores // --concurrency (all
+    cores with --batch-wait-ms, where one model thread reads for every question), unless OMP_NUM_THREADS says."""
+    if not args.backend and "OMP_NUM_THREADS" not in os.environ:
+        cores = usable_cores()
+        serve_with_threads(cores if args.batch_wait_ms else max(1, cores // args.concurrency))
+    return ChatService(args.index, seeds=ROOT / "seeds", root=ROOT, max_upload_mb=args.max_upload_mb,
+                       feedback_db=args.feedback_db, rate_limit=args.rate_limit,
+                       max_pending=args.queue_size + args.concurrency, concurrency=args.concurrency,
+                       backend=args.backend, batch_wait_ms=args.batch_wait_ms or None)
+
+
 def env_service() -> ChatService:
-    """The service ``gradio app.py`` and imports get: settings from the environment, nothing opened until the first
-    request."""
-    return ChatService(os.environ.get("QA_INDEX_DIR") or ROOT / "index",
-                       max_upload_mb=float(os.environ.get("QA_MAX_UPLOAD_MB") or DEFAULT_MAX_UPLOAD_MB),
-                       feedback_db=os.environ.get("QA_FEEDBACK_DB"), seeds=ROOT / "seeds", root=ROOT)
+    """The service ``gradio app.py`` and imports get: settings from the environment (as app.py's defaults), nothing
+    opened until the first request."""
+    return service_from_args(parse_args([]))
 
 
 _demo: gr.Blocks | None = None

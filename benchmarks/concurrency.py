@@ -71,6 +71,13 @@ class RestClient:
         self._conn = http.client.HTTPConnection(u.hostname, u.port, timeout=300)
 
     def predict(self, question: str, api_name: str = "/chat") -> dict:
+        try:
+            return self._predict(question, api_name)
+        except Exception:
+            self._conn.close()  # a response left half read would fail every later request; reopened on the next
+            raise
+
+    def _predict(self, question: str, api_name: str) -> dict:
         body = json.dumps({"data": [question, None, None, None, None, None, None]})  # every input of /chat
         self._conn.request("POST", f"/gradio_api/call{api_name}", body, {"Content-Type": "application/json"})
         r = self._conn.getresponse()

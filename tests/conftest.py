@@ -112,6 +112,23 @@ def damaged_model(tmp_path: Path, monkeypatch, kind: str, file: str, change) -> 
     return path
 
 
+@pytest.fixture(autouse=True)
+def _model_threads_restored():
+    """A test that runs app.main() or the chat's service in this process chooses the models' intra-op threads for the
+    whole process (qa.models.files.serve_with_threads): put them back, so that no later test reads on another number
+    of threads than it would alone (in bf16 that moves scores)."""
+    from qa.models import files
+
+    torch = sys.modules.get("torch")
+    before = torch.get_num_threads() if torch is not None else None
+    yield
+    if files._serving_threads is not None:
+        files._serving_threads = None
+        torch = sys.modules.get("torch")
+        if torch is not None:
+            torch.set_num_threads(before or files.usable_cores())
+
+
 @pytest.fixture(scope="session")
 def encoder():
     from qa.models.encoder import Encoder

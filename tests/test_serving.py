@@ -332,8 +332,8 @@ def test_replica_requests_are_checked_and_errors_say_whose_they_are():
 
 
 def test_backend_client_passes_busy_with_retry_after_and_sends_again_after_a_server_error(monkeypatch):
-    """ask_backend against a real HTTP server: a 500 then an answer; a 503 with Retry-After; a 503 without one (an
-    unavailable deployment) then an answer, and to the end; 500s to the end. What
+    """ask_backend against a real HTTP server: a 500 then an answer; a 503 with Retry-After; a 503 without one (no
+    replica running) then an answer, and twice; 500s to the end. What
     the client sends is what a replica accepts."""
     import json
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -372,14 +372,14 @@ def test_backend_client_passes_busy_with_retry_after_and_sends_again_after_a_ser
         with pytest.raises(Busy, match="busy, try again") as busy:
             ask_backend(url, "q?", [], None, None, None, None, None)
         assert busy.value.retry_after_s == 7.0 and replies == []
-        # Ray Serve's "deployment unavailable" (a replica died, its replacement starting) has no Retry-After: sent
-        # again, and answered once a replica is back; busy when it never comes back
+        # Ray Serve's "deployment unavailable" (no replica running) has no Retry-After: sent once more, answered if a
+        # replica is back by then; else the servers are said to be down, not busy
         replies[:] = [(503, {"error": "unavailable"}, {}), (200, answer.to_dict(), {})]
         assert ask_backend(url, "q?", [], None, None, None, None, None) == answer and replies == []
         replies[:] = [(503, {"error": "unavailable"}, {})] * 2
-        with pytest.raises(Busy, match="busy, try again"):
-            ask_backend(url, "q?", [], None, None, None, None, None, attempts=2)
-        assert replies == []
+        with pytest.raises(QAError, match="not running just now") as down:
+            ask_backend(url, "q?", [], None, None, None, None, None, attempts=3)
+        assert not isinstance(down.value, Busy) and replies == []
         replies[:] = [(500, {"error": "this replica cannot answer: /srv/index damaged"}, {})] * 2
         with pytest.raises(QAError, match="cannot answer just now") as failed:
             ask_backend(url, "q?", [], None, None, None, None, None, attempts=2)
@@ -451,7 +451,9 @@ def test_a_server_gives_each_question_its_share_of_the_cores_and_keeps_it(monkey
     from qa.models import files
 
     app = _app()
-    assert app.parse_args([]).concurrency == max(1, os.cpu_count() or 1)
+    monkeypatch.delenv("QA_CONCURRENCY", raising=False)
+    assert app.parse_args([]).concurrency == files.usable_cores()
+    assert app.parse_args(["--backend", "http://h:8000/ask"]).concurrency == app.BACKEND_CONCURRENCY
     assert app.parse_args(["--concurrency", "3"]).concurrency == 3
     with pytest.raises(SystemExit):
         app.parse_args(["--concurrency", "0"])

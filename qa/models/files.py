@@ -120,8 +120,18 @@ def place(device: str, precision: str):
 _serving_threads: int | None = None  # a server's choice (serve_with_threads); None: every core
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, which a container's cpuset narrows), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # no sched_getaffinity on this platform
+        return max(1, os.cpu_count() or 1)
+
+
 def serve_with_threads(n: int) -> None:
-    """Give every model in this process ``n`` intra-op threads from now on, whatever OMP_NUM_THREADS says.
+    """Give every model in this process ``n`` intra-op threads from now on. Call it before any model work: torch
+    sets the number for the calling thread, and other threads take it up when they first compute (a worker thread
+    that already ran a model keeps its number).
 
     A server answering several questions at once gives each one thread: two questions on two cores, each on one,
     answer 1.3x as many questions a second as questions each spread over both cores, whose threads spin waiting for
@@ -141,7 +151,7 @@ def set_cpu_threads() -> None:
     if _serving_threads is not None:
         torch.set_num_threads(_serving_threads)
     elif "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(max(1, os.cpu_count() or 1))
+        torch.set_num_threads(usable_cores())
 
 
 REINSTALL = "reinstall the model or point to another folder"

@@ -15,7 +15,7 @@ from qa.serving.limits import BUSY_MESSAGE
 from qa.types import Answer
 
 log = logging.getLogger(__name__)
-UNAVAILABLE_WAIT_S = 2.0  # first wait after a 503 without Retry-After (then twice that): a replacement replica starting
+UNAVAILABLE_WAIT_S = 2.0  # the wait before the one more try after a 503 without Retry-After (no replica running)
 
 
 def _error_of(e: urllib.error.HTTPError) -> str | None:
@@ -40,24 +40,32 @@ def ask_backend(url: str, question: str, history: Sequence[Answer], k, threshold
                 attempts: int = 3) -> Answer:
     """Ask `qa serve --ray`'s endpoint. A question whose replica dies with it is sent again (questions have
     no side effects), and so is a 500 (a replica that cannot answer: the question is sent again, and Ray may route it
-    elsewhere) and a 503 without Retry-After (Ray Serve's "deployment unavailable": no replica can take it while a
-    dead one's replacement starts; a few seconds later one can); 429 or a 503 with Retry-After (every queue full) is
-    Busy at once, with the server's Retry-After, as is an unavailable deployment to the last attempt; 400 is the
-    replica's message about the question."""
+    elsewhere); 429 or a 503 with Retry-After (every replica's queue full) is Busy, with the server's Retry-After; a
+    503 without Retry-After is Ray Serve's "deployment unavailable" (no replica running: all died and their
+    replacements are starting, or the deployment failed), sent once more after UNAVAILABLE_WAIT_S and then a QAError
+    that says the servers are down, not busy; 400 is the replica's message about the question."""
     body = json.dumps({"question": question, "history": [h.to_dict() for h in history], "k": int(k) if k else None,
                        "threshold": threshold, "doc_ids": list(doc_ids) if doc_ids else None,
                        "date_from": date_from, "date_to": date_to}).encode()
+    unavailable = False  # a 503 without Retry-After came: at most one more try
     for attempt in range(attempts):
         req = urllib.request.Request(url, body, {"Content-Type": "application/json"})
-        unavailable = False
         try:
             with urllib.request.urlopen(req, timeout=300) as r:
                 return Answer.from_dict(json.loads(r.read()))
         except urllib.error.HTTPError as e:
             said = _error_of(e)
-            unavailable = e.code == 503 and e.headers.get("Retry-After") is None
-            if e.code == 429 or (e.code == 503 and (not unavailable or attempt == attempts - 1)):
+            if e.code == 429 or (e.code == 503 and e.headers.get("Retry-After") is not None):
                 raise Busy(BUSY_MESSAGE, retry_after_s=_retry_after(e)) from e
+            if e.code == 503:
+                if unavailable or attempt == attempts - 1:
+                    raise QAError("the assistant's servers are not running just now; try again later, and if it "
+                                  "persists tell whoever runs them") from e
+                unavailable = True
+                log.warning("backend %s: no replica running (HTTP 503); trying once more in %.0f s", url,
+                            UNAVAILABLE_WAIT_S)
+                time.sleep(UNAVAILABLE_WAIT_S)
+                continue
             if e.code == 400:
                 raise BadQuestion(said or "the backend refused the question") from e
             failure: Exception = e
@@ -65,7 +73,8 @@ def ask_backend(url: str, question: str, history: Sequence[Answer], k, threshold
         except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
             failure, answered = e, None
         log.warning("backend %s failed (%s); attempt %d of %d", url, answered or failure, attempt + 1, attempts)
-        time.sleep((UNAVAILABLE_WAIT_S if unavailable else 0.5) * (attempt + 1))
+        if attempt < attempts - 1:
+            time.sleep(0.5 * (attempt + 1))
     if answered:  # the replicas answered, with an error of their own: its details are in their log and ours
         raise QAError("the assistant's servers cannot answer just now; try again later, and if it persists tell "
                       "whoever runs them (their log says why)")

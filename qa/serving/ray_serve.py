@@ -9,7 +9,8 @@ HTTP: ``POST /ask`` with JSON ``{"question": ..., "history": [answer dicts], "k"
 "date_from", "date_to"}`` -> ``Answer.to_dict()`` (plus ``replica``, the replica that answered). A replica's errors
 are JSON ``{"error": ...}``: a bad question, field or setting -> 400; the replica's own failure (its index or model
 unreadable, a bug) -> 500, which the client sends again. Ray Serve itself answers 503 with ``Retry-After`` (plain
-text) when more questions are queued than ``max_queued``, and 500 or 503 when a replica died with the question.
+text) when more questions are queued than ``max_queued``, 500 when a replica died with the question, and 503
+without Retry-After when no replica is running (``qa.serving.client.ask_backend`` treats each accordingly).
 
 Replicas start on jemalloc when the node has it, like the launcher (``qa/serving/allocator.py``); on glibc's malloc
 they give free pages back every so many questions.

@@ -22,6 +22,7 @@ from qa.errors import BadFeedback, IndexNotFound, IngestError, QAError
 from qa.feedback.store import CORRECTABLE, Feedback, FeedbackStore
 from qa.feedback.verdicts import give_verdict, record
 from qa.ingest.files import SUPPORTED_SUFFIXES, load_file
+from qa.models.files import usable_cores
 from qa.serving.allocator import Trimmer
 from qa.serving.client import ask_backend
 from qa.serving.limits import Admission, RateLimiter
@@ -39,7 +40,8 @@ MAX_MESSAGES = 2 * 50  # chat messages kept on the page per session (the last 50
 # Gradio's queue answers HTTP 503 ("This application is currently busy").
 QUEUE_SIZE = 64  # questions waiting in the server's queue (env QA_QUEUE_SIZE)
 # questions answered at once: one a core, each on one intra-op thread (app.py --concurrency; docs/performance.md)
-CHAT_CONCURRENCY = max(1, os.cpu_count() or 1)
+CHAT_CONCURRENCY = usable_cores()
+BACKEND_CONCURRENCY = 16  # with --backend: questions forwarded to `qa serve --ray` at once (its replicas queue more)
 DEFAULT_MAX_UPLOAD_MB = 20.0
 
 
