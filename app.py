@@ -39,7 +39,7 @@ import gradio as gr  # noqa: E402
 
 from qa.errors import BadFeedback, QAError  # noqa: E402
 from qa.ingest.files import SUPPORTED_SUFFIXES  # noqa: E402
-from qa.models.files import serve_with_threads, usable_cores  # noqa: E402
+from qa.models.files import serve_with_threads, serving_threads, usable_cores  # noqa: E402
 from qa.ui.render import CSS, HEAD_JS, REPORT_COLUMNS, esc  # noqa: E402
 from qa.ui.service import (BACKEND_CONCURRENCY, CHAT_CONCURRENCY, DEFAULT_MAX_UPLOAD_MB, QUEUE_SIZE,  # noqa: E402
                            ChatService)
@@ -300,10 +300,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="send questions to `qa serve --ray` at this URL, e.g. http://HOST:8000/ask (env QA_BACKEND)")
     p.add_argument("--queue-size", type=int, default=int(env("QA_QUEUE_SIZE") or QUEUE_SIZE),
                    help="questions that may wait; past it the server answers busy / HTTP 503 (env QA_QUEUE_SIZE)")
-    p.add_argument("--concurrency", type=int, default=int(env("QA_CONCURRENCY") or 0) or None,
+    p.add_argument("--concurrency", type=int, default=int(env("QA_CONCURRENCY")) if env("QA_CONCURRENCY") else None,
                    help="questions answered at once, the rest wait; each gets cores // N intra-op threads, unless "
-                        "OMP_NUM_THREADS is set (default: one a core, each on one thread; with --backend, "
-                        f"{BACKEND_CONCURRENCY}) (env QA_CONCURRENCY)")
+                        "OMP_NUM_THREADS is set (default: one a core, each on one thread; with --backend or "
+                        f"--batch-wait-ms, {BACKEND_CONCURRENCY}) (env QA_CONCURRENCY)")
     p.add_argument("--max-upload-mb", type=float, default=float(env("QA_MAX_UPLOAD_MB") or DEFAULT_MAX_UPLOAD_MB),
                    help="largest file accepted for upload, in MB (env QA_MAX_UPLOAD_MB)")
     p.add_argument("--batch-wait-ms", type=float, default=float(env("QA_BATCH_WAIT_MS") or 0),
@@ -320,7 +320,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             p.error(f"cannot read --auth-file {args.auth_file}: {e.strerror if isinstance(e, OSError) else e}")
         args.auth = lines[0].strip() if lines else ""
     if args.concurrency is None:
-        args.concurrency = BACKEND_CONCURRENCY if args.backend else CHAT_CONCURRENCY
+        args.concurrency = BACKEND_CONCURRENCY if args.backend or args.batch_wait_ms else CHAT_CONCURRENCY
     if args.rate_limit < 0 or args.queue_size < 1 or args.concurrency < 1:
         p.error("--rate-limit must be >= 0, --queue-size >= 1 and --concurrency >= 1")
     if args.auth is not None and not re.fullmatch(r"[^:]+:.+", args.auth):
@@ -362,8 +362,9 @@ def main(argv: Sequence[str] | None = None) -> None:
 def service_from_args(args: argparse.Namespace) -> ChatService:
     """The chat's service for these settings, nothing opened yet; in a process that answers questions itself (no
     --backend), the models' intra-op threads are chosen here, before any model work: cores // --concurrency (all
-    cores with --batch-wait-ms, where one model thread reads for every question), unless OMP_NUM_THREADS says."""
-    if not args.backend and "OMP_NUM_THREADS" not in os.environ:
+    cores with --batch-wait-ms, where one model thread reads for every question), unless OMP_NUM_THREADS says or the
+    process chose already (``gradio app.py`` reads ``demo`` after main() ran)."""
+    if not args.backend and "OMP_NUM_THREADS" not in os.environ and serving_threads() is None:
         cores = usable_cores()
         serve_with_threads(cores if args.batch_wait_ms else max(1, cores // args.concurrency))
     return ChatService(args.index, seeds=ROOT / "seeds", root=ROOT, max_upload_mb=args.max_upload_mb,
@@ -374,8 +375,12 @@ def service_from_args(args: argparse.Namespace) -> ChatService:
 
 def env_service() -> ChatService:
     """The service ``gradio app.py`` and imports get: settings from the environment (as app.py's defaults), nothing
-    opened until the first request."""
-    return service_from_args(parse_args([]))
+    opened until the first request. An environment setting app.py would refuse is a QAError here, not an exit."""
+    try:
+        args = parse_args([])
+    except (SystemExit, ValueError) as e:  # argparse has printed which one
+        raise QAError(f"a QA_* setting in the environment is not valid ({e}); see docs/app.md") from None
+    return service_from_args(args)
 
 
 _demo: gr.Blocks | None = None

@@ -451,8 +451,10 @@ def test_a_server_gives_each_question_its_share_of_the_cores_and_keeps_it(monkey
     from qa.models import files
 
     app = _app()
-    monkeypatch.delenv("QA_CONCURRENCY", raising=False)
+    for var in ("QA_CONCURRENCY", "QA_BACKEND", "QA_BATCH_WAIT_MS"):
+        monkeypatch.delenv(var, raising=False)
     assert app.parse_args([]).concurrency == files.usable_cores()
+    assert app.parse_args(["--batch-wait-ms", "5"]).concurrency == app.BACKEND_CONCURRENCY
     assert app.parse_args(["--backend", "http://h:8000/ask"]).concurrency == app.BACKEND_CONCURRENCY
     assert app.parse_args(["--concurrency", "3"]).concurrency == 3
     with pytest.raises(SystemExit):
@@ -467,3 +469,37 @@ def test_a_server_gives_each_question_its_share_of_the_cores_and_keeps_it(monkey
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_the_service_chooses_threads_from_its_settings_once(monkeypatch, tmp_path):
+    """service_from_args (app.py's main and `gradio app.py`'s env_service): cores // --concurrency threads; all cores
+    with --batch-wait-ms; none chosen with --backend or OMP_NUM_THREADS; the first choice stays."""
+    from qa.models import files
+
+    app = _app()
+    chosen: list[int] = []
+    monkeypatch.setattr(app, "usable_cores", lambda: 4)
+    monkeypatch.setattr(app, "serve_with_threads", chosen.append)
+    monkeypatch.setattr(files, "_serving_threads", None)
+    for var in ("QA_CONCURRENCY", "QA_BACKEND", "QA_BATCH_WAIT_MS", "OMP_NUM_THREADS"):
+        monkeypatch.delenv(var, raising=False)
+    index = ["--index", str(tmp_path / "index")]
+    for argv, threads in ((["--concurrency", "2"], [2]), (["--concurrency", "8"], [1]), (["--batch-wait-ms", "5"], [4]),
+                          (["--backend", "http://h:8000/ask"], [])):
+        chosen.clear()
+        assert app.service_from_args(app.parse_args(index + argv)).concurrency == app.parse_args(index + argv).concurrency
+        assert chosen == threads, argv
+    chosen.clear()
+    monkeypatch.setenv("QA_CONCURRENCY", "2")
+    assert app.env_service().concurrency == 2 and chosen == [2]
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    chosen.clear()
+    app.env_service()
+    assert chosen == []  # the operator's number stands
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setattr(files, "_serving_threads", 1)
+    app.env_service()
+    assert chosen == []  # chosen already (main ran before gradio read app.demo)
+    monkeypatch.setenv("QA_CONCURRENCY", "-1")
+    with pytest.raises(QAError, match="QA_\\* setting"):
+        app.env_service()

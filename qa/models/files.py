@@ -143,6 +143,11 @@ def serve_with_threads(n: int) -> None:
     set_cpu_threads()
 
 
+def serving_threads() -> int | None:
+    """The number serve_with_threads chose for this process, or None."""
+    return _serving_threads
+
+
 def set_cpu_threads() -> None:
     """Use every core for intra-op work (or a server's serve_with_threads number); leave it alone if the user set
     OMP_NUM_THREADS and no server chose."""

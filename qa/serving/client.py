@@ -15,7 +15,7 @@ from qa.serving.limits import BUSY_MESSAGE
 from qa.types import Answer
 
 log = logging.getLogger(__name__)
-UNAVAILABLE_WAIT_S = 2.0  # the wait before the one more try after a 503 without Retry-After (no replica running)
+UNAVAILABLE_WAIT_S = 2.0  # the wait before the one more try after a 503 without Retry-After (deployment down)
 
 
 def _error_of(e: urllib.error.HTTPError) -> str | None:
@@ -41,9 +41,11 @@ def ask_backend(url: str, question: str, history: Sequence[Answer], k, threshold
     """Ask `qa serve --ray`'s endpoint. A question whose replica dies with it is sent again (questions have
     no side effects), and so is a 500 (a replica that cannot answer: the question is sent again, and Ray may route it
     elsewhere); 429 or a 503 with Retry-After (every replica's queue full) is Busy, with the server's Retry-After; a
-    503 without Retry-After is Ray Serve's "deployment unavailable" (no replica running: all died and their
-    replacements are starting, or the deployment failed), sent once more after UNAVAILABLE_WAIT_S and then a QAError
-    that says the servers are down, not busy; 400 is the replica's message about the question."""
+    503 without Retry-After is Ray Serve's "deployment unavailable" (the deployment failed or was deleted: while
+    dead replicas are replaced Ray keeps questions waiting instead), sent once more after UNAVAILABLE_WAIT_S and
+    then a QAError that says the servers are down, not busy; 400 is the replica's message about the question."""
+    if attempts < 1:
+        raise ValueError("attempts must be at least 1")
     body = json.dumps({"question": question, "history": [h.to_dict() for h in history], "k": int(k) if k else None,
                        "threshold": threshold, "doc_ids": list(doc_ids) if doc_ids else None,
                        "date_from": date_from, "date_to": date_to}).encode()
@@ -62,7 +64,7 @@ def ask_backend(url: str, question: str, history: Sequence[Answer], k, threshold
                     raise QAError("the assistant's servers are not running just now; try again later, and if it "
                                   "persists tell whoever runs them") from e
                 unavailable = True
-                log.warning("backend %s: no replica running (HTTP 503); trying once more in %.0f s", url,
+                log.warning("backend %s: deployment unavailable (HTTP 503); trying once more in %.0f s", url,
                             UNAVAILABLE_WAIT_S)
                 time.sleep(UNAVAILABLE_WAIT_S)
                 continue

@@ -10,7 +10,8 @@ HTTP: ``POST /ask`` with JSON ``{"question": ..., "history": [answer dicts], "k"
 are JSON ``{"error": ...}``: a bad question, field or setting -> 400; the replica's own failure (its index or model
 unreadable, a bug) -> 500, which the client sends again. Ray Serve itself answers 503 with ``Retry-After`` (plain
 text) when more questions are queued than ``max_queued``, 500 when a replica died with the question, and 503
-without Retry-After when no replica is running (``qa.serving.client.ask_backend`` treats each accordingly).
+without Retry-After when the deployment failed or was deleted (``qa.serving.client.ask_backend`` treats each
+accordingly; while dead replicas are replaced, Ray keeps questions waiting).
 
 Replicas start on jemalloc when the node has it, like the launcher (``qa/serving/allocator.py``); on glibc's malloc
 they give free pages back every so many questions.
