@@ -459,16 +459,11 @@ def test_a_server_gives_each_question_its_share_of_the_cores_and_keeps_it(monkey
     assert app.parse_args(["--concurrency", "3"]).concurrency == 3
     with pytest.raises(SystemExit):
         app.parse_args(["--concurrency", "0"])
-    before = torch.get_num_threads()
-    monkeypatch.setattr(files, "_serving_threads", None)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    try:
-        files.serve_with_threads(1)
-        assert torch.get_num_threads() == 1
-        files.place("cpu", "fp32")  # what a model's warm_up does
-        assert torch.get_num_threads() == 1
-    finally:
-        torch.set_num_threads(before)
+    files.serve_with_threads(1)  # conftest's _model_threads_restored puts the process's number back afterwards
+    assert torch.get_num_threads() == 1
+    files.place("cpu", "fp32")  # what a model's warm_up does
+    assert torch.get_num_threads() == 1
 
 
 def test_the_service_chooses_threads_from_its_settings_once(monkeypatch, tmp_path):
