@@ -149,6 +149,62 @@ def test_lean_reader_equals_bert_for_question_answering(span_reader):
     assert torch.allclose(got[..., 1][real], want.end_logits[real], atol=1e-4)
 
 
+def _in_a_thread_with(threads: int, fn):
+    """fn() in a new thread whose torch intra-op thread count is ``threads`` (torch keeps the count per thread)."""
+    import threading
+
+    import torch
+
+    out = []
+
+    def run():
+        torch.set_num_threads(threads)
+        out.append(fn())
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    worker.join()
+    return out[0]
+
+
+def test_packed_weights_give_the_same_bits_as_plain_products_at_every_padded_width():
+    """In bf16 on a CPU the reader keeps its projection weights packed in oneDNN's layout and uses them on one
+    intra-op thread (a server's one thread a question): its hidden states must equal the unpacked pass bit for bit at
+    every padded width, so that no answer depends on packing. On two threads it keeps plain products (there oneDNN's
+    packed 1,536-wide product differs in the last bit of some rows on an AMX Xeon)."""
+    import torch
+
+    from qa.models.lean_bert import LeanBert, _can_pack, load_tensors, read_config
+    from qa.reading.reader import SpanReader
+
+    if not _can_pack():
+        pytest.skip("this torch build or CPU has no oneDNN bf16 products")
+    reader = SpanReader(precision="bf16")
+    reader.warm_up()
+    tensors, config = load_tensors(reader.model_path), read_config(reader.model_path)
+    packed = LeanBert(tensors, config, dtype=torch.bfloat16)
+    plain = LeanBert(tensors, config, dtype=torch.bfloat16, pack=False)
+    assert packed.packed and not plain.packed
+    g = torch.Generator().manual_seed(3)
+    widths = sorted({reader.padded_width(n) for n in range(1, reader.max_length + 1)})
+    inputs = []
+    for width in widths:
+        ids = torch.randint(1000, 29000, (1, width), generator=g)
+        types, mask = torch.zeros_like(ids), torch.ones_like(ids)
+        types[:, width // 5:] = 1
+        mask[:, width - width // 7:] = 0
+        inputs.append((ids, mask, types))
+
+    def hidden(model):
+        with torch.inference_mode():
+            return [model(*x) for x in inputs]
+
+    for threads in (1, 2):
+        want, got = _in_a_thread_with(threads, lambda: (hidden(plain), hidden(packed)))
+        different = [w for w, a, b in zip(widths, want, got) if not torch.equal(a, b)]
+        assert not different, f"{threads} thread(s): packed and plain differ at widths {different}"
+
+
 def test_a_folder_the_lean_pass_does_not_implement_is_refused_with_the_reason(tmp_path, monkeypatch):
     """Serving has one forward pass (qa/models/lean_bert.py) and no transformers fallback: a reader folder of another kind
     is a ModelUnsupported that names the setting, before any weights are read, and nothing is left half-loaded."""

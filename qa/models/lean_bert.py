@@ -17,6 +17,8 @@ position embeddings, a decoder); any other folder is a ``ModelUnsupported`` erro
 """
 from __future__ import annotations
 
+import logging
+import threading
 from pathlib import Path
 
 import torch
@@ -26,6 +28,7 @@ from qa.errors import ModelCorrupt, ModelUnsupported
 from qa.models.files import REINSTALL, model_file, read_json
 
 WEIGHTS = "model.safetensors"
+log = logging.getLogger(__name__)
 
 
 def read_config(folder: str | Path) -> dict:
@@ -107,15 +110,34 @@ class _Layer(torch.nn.Module):
                           ("n2_w", "output.LayerNorm.weight"), ("n2_b", "output.LayerNorm.bias")):
             self.register_buffer(name, w(a + key))
 
+        self.packed: dict[str, torch.Tensor] = {}  # projection weights in oneDNN's layout (LeanBert.pack)
+
+    def pack(self) -> None:
+        self.packed = {name: torch.ops.mkldnn._reorder_linear_weight(getattr(self, name), None)
+                       for name in _PROJECTIONS}
+
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         b, n, hidden = x.shape
         h = self.heads
         shape = (hidden,)
-        q, k, v = F.linear(x, self.qkv_w, self.qkv_b).view(b, n, 3, h, hidden // h).permute(2, 0, 3, 1, 4)
+        packed = self.packed if self.packed and torch.get_num_threads() == 1 else None
+        if packed is None:
+            qkv_w, o_w, up_w, dn_w, linear = self.qkv_w, self.o_w, self.up_w, self.dn_w, F.linear
+        else:
+            qkv_w, o_w, up_w, dn_w, linear = (*(packed[name] for name in _PROJECTIONS), _packed_linear)
+        q, k, v = linear(x, qkv_w, self.qkv_b).view(b, n, 3, h, hidden // h).permute(2, 0, 3, 1, 4)
         att = F.scaled_dot_product_attention(q, k, v, attn_mask=mask).transpose(1, 2).reshape(b, n, hidden)
-        x = F.layer_norm(F.linear(att, self.o_w, self.o_b) + x, shape, self.n1_w, self.n1_b, self.eps)
-        up = F.gelu(F.linear(x, self.up_w, self.up_b))
-        return F.layer_norm(F.linear(up, self.dn_w, self.dn_b) + x, shape, self.n2_w, self.n2_b, self.eps)
+        x = F.layer_norm(linear(att, o_w, self.o_b) + x, shape, self.n1_w, self.n1_b, self.eps)
+        up = F.gelu(linear(x, up_w, self.up_b))
+        return F.layer_norm(linear(up, dn_w, self.dn_b) + x, shape, self.n2_w, self.n2_b, self.eps)
+
+
+_PROJECTIONS = ("qkv_w", "o_w", "up_w", "dn_w")
+
+
+def _packed_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """``F.linear`` with a weight already in oneDNN's layout (``torch.ops.mkldnn._reorder_linear_weight``)."""
+    return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
 
 
 class LeanBert(torch.nn.Module):
@@ -123,7 +145,7 @@ class LeanBert(torch.nn.Module):
     weights are buffers, not parameters, and dropout is not applied."""
 
     def __init__(self, tensors: dict[str, torch.Tensor], config: dict, *, device="cpu",
-                 dtype: torch.dtype = torch.float32) -> None:
+                 dtype: torch.dtype = torch.float32, pack: bool = True) -> None:
         why = unsupported(config)
         if why is not None:
             raise ModelUnsupported(f"LeanBert does not implement this configuration: {why}")
@@ -144,6 +166,33 @@ class LeanBert(torch.nn.Module):
         self.layers = torch.nn.ModuleList(_Layer(w, f"encoder.layer.{i}.", self.heads, eps)
                                           for i in range(int(config["num_hidden_layers"])))
         self.eval()
+        self.packed = False
+        if pack and self.dtype == torch.bfloat16 and self.word.device.type == "cpu":
+            self.pack()
+
+    def pack(self) -> bool:
+        """bf16 on a CPU: keep a second copy of the projection weights in oneDNN's blocked layout, used by every
+        forward pass that runs on one intra-op thread (a server's one thread a question, ``serve_with_threads``), so
+        that a matrix product does not reorder its weight on every call. With a window read alone that reorder is a
+        large part of each product: on an AMX Xeon (2026-12-05) packed products of 64-384 rows took 55-80% of
+        ``F.linear``'s time, a reader window 83% (median of its 12 widths) and a question 87% of its CPU time
+        (``benchmarks/packed_weights.py``).
+
+        The bits are the same as ``F.linear``'s on one thread; on two, oneDNN splits the 1,536-wide product
+        differently and the last bit of some rows differs, so a pass on more threads keeps ``F.linear``. Packing is
+        kept only where one thread gives the same bits (checked here on every projection of the first layer at five
+        widths), so no answer depends on it. Costs the packed copies' memory (21 MB for MiniLM-L6). Returns whether
+        the weights are packed."""
+        if self.packed or not _can_pack():
+            return self.packed
+        for layer in self.layers:
+            layer.pack()
+        self.packed = _same_bits_on_one_thread(self.layers[0], self.dtype)
+        if not self.packed:
+            log.info("oneDNN's packed weights give other bits than F.linear on this CPU; they are not used")
+            for layer in self.layers:
+                layer.packed = {}
+        return self.packed
 
     @property
     def dtype(self) -> torch.dtype:
@@ -172,6 +221,37 @@ class LeanBert(torch.nn.Module):
         for layer in self.layers:
             x = layer(x, mask)
         return x
+
+
+def _same_bits_on_one_thread(layer: _Layer, dtype: torch.dtype) -> bool:
+    """Whether every packed projection of ``layer`` gives F.linear's bits on one intra-op thread. Run in a thread of
+    its own, so that the caller's thread count is left alone (torch keeps it per thread)."""
+    result = []
+
+    def probe() -> None:
+        torch.set_num_threads(1)
+        gen = torch.Generator().manual_seed(0)
+        same = True
+        with torch.inference_mode():
+            for name, bias in zip(_PROJECTIONS, ("qkv_b", "o_b", "up_b", "dn_b")):
+                weight, b = getattr(layer, name), getattr(layer, bias)
+                for rows in (1, 32, 64, 128, 384):
+                    x = torch.randn(1, rows, weight.shape[1], generator=gen).to(dtype)
+                    same = same and torch.equal(F.linear(x, weight, b), _packed_linear(x, layer.packed[name], b))
+        result.append(same)
+
+    worker = threading.Thread(target=probe, name="lean-bert-pack-check")
+    worker.start()
+    worker.join()
+    return bool(result and result[0])
+
+
+def _can_pack() -> bool:
+    try:
+        return (torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+                and hasattr(torch.ops.mkldnn, "_linear_pointwise"))
+    except (AttributeError, RuntimeError):  # a torch build without these private operators
+        return False
 
 
 def check_weights(folder: str | Path) -> None:
