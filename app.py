@@ -53,6 +53,7 @@ EXAMPLES = ["When did Iraq pass its anti-trafficking law?", "Who dismantled the 
 # waiting and answered at once: qa/ui/service.py).
 SESSION_TTL_S = 12 * 3600  # a session's state is dropped this long after its last question
 MAX_SESSIONS = 1000  # sessions whose state is held at once; the oldest goes first
+STATUS_EVERY_S = 1.0  # seconds between queue-position messages to waiting clients (app.py --status-every)
 THEME = gr.themes.Default(font=["system-ui", "-apple-system", "Segoe UI", "Roboto", "Helvetica", "Arial", "sans-serif"],
                           font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"])
 PRIVATE = dict(api_visibility="private")  # page events, not API endpoints
@@ -300,6 +301,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="send questions to `qa serve --ray` at this URL, e.g. http://HOST:8000/ask (env QA_BACKEND)")
     p.add_argument("--queue-size", type=int, default=int(env("QA_QUEUE_SIZE") or QUEUE_SIZE),
                    help="questions that may wait; past it the server answers busy / HTTP 503 (env QA_QUEUE_SIZE)")
+    p.add_argument("--status-every", type=float, default=float(env("QA_STATUS_EVERY") or STATUS_EVERY_S),
+                   help="seconds between the queue-position messages sent to waiting clients; 0: after every answer, "
+                        f"to every waiting client (Gradio's 'auto') (default {STATUS_EVERY_S}; env QA_STATUS_EVERY)")
     p.add_argument("--concurrency", type=int, default=int(env("QA_CONCURRENCY")) if env("QA_CONCURRENCY") else None,
                    help="questions answered at once, the rest wait; each gets cores // N intra-op threads, unless "
                         "OMP_NUM_THREADS is set (default: one a core, each on one thread; with --backend or "
@@ -321,8 +325,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         args.auth = lines[0].strip() if lines else ""
     if args.concurrency is None:
         args.concurrency = BACKEND_CONCURRENCY if args.backend or args.batch_wait_ms else CHAT_CONCURRENCY
-    if args.rate_limit < 0 or args.queue_size < 1 or args.concurrency < 1:
-        p.error("--rate-limit must be >= 0, --queue-size >= 1 and --concurrency >= 1")
+    if args.rate_limit < 0 or args.queue_size < 1 or args.concurrency < 1 or not args.status_every >= 0:
+        p.error("--rate-limit must be >= 0, --queue-size >= 1, --concurrency >= 1 and --status-every >= 0")
     if args.auth is not None and not re.fullmatch(r"[^:]+:.+", args.auth):
         p.error("--auth must be USER:PASSWORD")
     return args
@@ -356,7 +360,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(f"error: {e}") from e
     print(f"report-qa is serving on http://{args.host}:{args.port}" + (" (login required)" if args.auth else ""),
           flush=True)
-    build_demo(service).queue(max_size=args.queue_size).launch(**launch_options(args, service))
+    queued(build_demo(service), args).launch(**launch_options(args, service))
+
+
+def queued(demo: gr.Blocks, args: argparse.Namespace) -> gr.Blocks:
+    """``demo`` with its queue bounded at --queue-size and waiting clients told their place every --status-every
+    seconds. Gradio's default tells every waiting client after every answer: with 20 clients and 2 answered at once,
+    some 18 messages an answer to send and to parse; once a second, a chat server with gradio_client clients answered
+    7% more questions a second (benchmarks/concurrency.py, docs/performance.md)."""
+    return demo.queue(max_size=args.queue_size, status_update_rate=args.status_every or "auto")
 
 
 def service_from_args(args: argparse.Namespace) -> ChatService:
@@ -373,14 +385,19 @@ def service_from_args(args: argparse.Namespace) -> ChatService:
                        backend=args.backend, batch_wait_ms=args.batch_wait_ms or None)
 
 
-def env_service() -> ChatService:
-    """The service ``gradio app.py`` and imports get: settings from the environment (as app.py's defaults), nothing
-    opened until the first request. An environment setting app.py would refuse is a QAError here, not an exit."""
+def env_args() -> argparse.Namespace:
+    """app.py's settings from the environment alone (what ``gradio app.py`` gets). An environment setting app.py would
+    refuse is a QAError here, not an exit."""
     try:
-        args = parse_args([])
+        return parse_args([])
     except (SystemExit, ValueError) as e:  # argparse has printed which one
         raise QAError(f"a QA_* setting in the environment is not valid ({e}); see docs/app.md") from None
-    return service_from_args(args)
+
+
+def env_service() -> ChatService:
+    """The service ``gradio app.py`` and imports get: settings from the environment (as app.py's defaults), nothing
+    opened until the first request."""
+    return service_from_args(env_args())
 
 
 _demo: gr.Blocks | None = None
@@ -391,7 +408,8 @@ def __getattr__(name: str) -> Any:
     global _demo
     if name == "demo":
         if _demo is None:
-            _demo = build_demo(env_service())
+            args = env_args()
+            _demo = queued(build_demo(service_from_args(args)), args)
         return _demo
     raise AttributeError(f"module 'app' has no attribute {name!r}")
 

@@ -209,9 +209,8 @@ def test_sessions_history_and_messages_are_bounded(seed_index_copy, monkeypatch)
     args = app.parse_args(["--port", str(free_port()), "--index", str(seed_index_copy)])
     service = app.ChatService(args.index, settings=Settings())
     service.assistant.warm_up()
-    demo = app.build_demo(service)
-    demo.queue(max_size=args.queue_size).launch(**app.launch_options(args, service), prevent_thread_lock=True,
-                                                quiet=True)
+    demo = app.queued(app.build_demo(service), args)  # as main() launches it
+    demo.launch(**app.launch_options(args, service), prevent_thread_lock=True, quiet=True)
     url = f"http://127.0.0.1:{args.port}/"
     try:
         for _ in range(5):
@@ -263,9 +262,8 @@ def test_busy_server_answers_503_past_its_queue_and_the_rate_limit_is_a_setting(
         return real_ask(*a, **kw)
 
     monkeypatch.setattr(service.assistant, "ask", held)
-    demo = app.build_demo(service)
-    demo.queue(max_size=args.queue_size).launch(**app.launch_options(args, service), prevent_thread_lock=True,
-                                                quiet=True)
+    demo = app.queued(app.build_demo(service), args)  # as main() launches it
+    demo.launch(**app.launch_options(args, service), prevent_thread_lock=True, quiet=True)
     url = f"http://127.0.0.1:{args.port}/"
     try:
         first = Client(url, verbose=False, httpx_kwargs={"timeout": 300}).submit(SEED_QUESTION, api_name="/chat")  # being answered (held)
@@ -282,6 +280,27 @@ def test_busy_server_answers_503_past_its_queue_and_the_rate_limit_is_a_setting(
     finally:
         gate.set()
         demo.close()
+
+
+def test_the_queue_is_bounded_and_tells_waiting_clients_their_place_every_so_often(monkeypatch, tmp_path):
+    """--queue-size bounds the queue and --status-every spaces its position messages (0: after every answer, Gradio's
+    'auto'), for app.py's main and for `gradio app.py` (app.demo, settings from the environment) alike."""
+    app = _app()
+    for var in ("QA_QUEUE_SIZE", "QA_STATUS_EVERY"):
+        monkeypatch.delenv(var, raising=False)
+    default = app.queued(app.gr.Blocks(), app.parse_args([]))._queue
+    assert (default.max_size, default.live_updates, default.update_intervals) == (app.QUEUE_SIZE, False,
+                                                                                  app.STATUS_EVERY_S)
+    live = app.queued(app.gr.Blocks(), app.parse_args(["--status-every", "0", "--queue-size", "3"]))._queue
+    assert (live.max_size, live.live_updates) == (3, True)
+    with pytest.raises(SystemExit):
+        app.parse_args(["--status-every", "-1"])
+    monkeypatch.setattr(app, "_demo", None)
+    monkeypatch.setenv("QA_INDEX_DIR", str(tmp_path / "index"))
+    monkeypatch.setenv("QA_QUEUE_SIZE", "7")
+    monkeypatch.setenv("QA_STATUS_EVERY", "2.5")
+    served = app.demo._queue
+    assert (served.max_size, served.live_updates, served.update_intervals) == (7, False, 2.5)
 
 
 def test_auth_comes_from_a_file_or_the_environment_not_the_command_line(tmp_path, monkeypatch):
