@@ -186,6 +186,42 @@ def test_20_concurrent_threads_lose_nothing(store):
     assert {r.asked for r in rows} == {f"t{i} question {j}" for i in range(20) for j in range(25)}
 
 
+def test_one_store_shared_by_threads_and_a_forked_child_keeps_a_connection_each(store):
+    """As in the chat server, one store serves many threads: each thread keeps its own connection (opening and closing
+    one an answer checkpointed the WAL each time); a forked child opens its own instead of using its parent's."""
+    ids, seen = [], []
+
+    def ask(n: int) -> None:
+        for j in range(10):
+            with store._connect() as con:
+                seen.append((threading.get_ident(), id(con)))
+            ids.append(store.record_answer(_answer(question=f"thread {n} question {j}")))
+
+    threads = [threading.Thread(target=ask, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(ids)) == store.count_answers() == 80
+    assert len({c for _, c in seen}) == len({t for t, _ in seen}) == 8  # one connection a thread, kept across calls
+    with store._connect() as mine:
+        ctx = multiprocessing.get_context("fork")
+        child = ctx.Process(target=_answer_in_child, args=(store, id(mine)))
+        child.start()
+        child.join(timeout=120)
+    assert child.exitcode == 0
+    with store._connect() as con:
+        assert con.execute("SELECT count(*) FROM answers WHERE question='from the child'").fetchone()[0] == 1
+    assert store.count_answers() == 81
+
+
+def _answer_in_child(store: FeedbackStore, parents_connection: int) -> None:
+    with store._connect() as con:
+        if id(con) == parents_connection:
+            raise SystemExit(3)  # the parent's connection, across a fork
+    store.record_answer(_answer(question="from the child"))
+
+
 def test_20_concurrent_processes_lose_nothing(tmp_path):
     path = str(tmp_path / "feedback.sqlite3")  # created by the writers themselves, all at once
     ctx = multiprocessing.get_context("fork")

@@ -9,8 +9,8 @@ offsets, its text taken from the report) or typed, and a comment. A verdict can 
 ``verdict_history``.
 
 The database is one file (``index/feedback.sqlite3`` by default: beside the generations, so rebuilding or
-switching generations never touches it) in WAL mode; every call opens its own connection with a busy timeout
-and writes in one ``BEGIN IMMEDIATE`` transaction, so threads and processes can write at once and lose nothing.
+switching generations never touches it) in WAL mode; each thread has its own connection with a busy timeout, and
+every write is one ``BEGIN IMMEDIATE`` transaction, so threads and processes can write at once and lose nothing.
 The schema version is SQLite's ``user_version``; :data:`MIGRATIONS` brings an older file up to date on open.
 """
 from __future__ import annotations
@@ -22,6 +22,7 @@ import logging
 import os
 import re
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -145,6 +146,7 @@ class FeedbackStore:
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()  # this thread's connection, and the process that opened it
         with self._connect() as con:
             con.execute("PRAGMA journal_mode=WAL")
             migrate(con)
@@ -155,14 +157,17 @@ class FeedbackStore:
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        con = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-        try:
+        """This thread's connection, opened on its first call and kept. Opening and closing one a call cost the chat
+        server 5% of its CPU under load: closing the last connection to a WAL database checkpoints it and removes the
+        log, which the next answer then recreates."""
+        con, pid = getattr(self._local, "con", None), getattr(self._local, "pid", None)
+        if con is None or pid != os.getpid():  # a forked child opens its own: SQLite connections do not cross a fork
+            con = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
             con.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             con.execute("PRAGMA foreign_keys=ON")
             con.row_factory = sqlite3.Row
-            yield con
-        finally:
-            con.close()
+            self._local.con, self._local.pid = con, os.getpid()
+        yield con
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
