@@ -367,7 +367,7 @@ def queued(demo: gr.Blocks, args: argparse.Namespace) -> gr.Blocks:
     """``demo`` with its queue bounded at --queue-size and waiting clients told their place every --status-every
     seconds. Gradio's default tells every waiting client after every answer: with 20 clients and 2 answered at once,
     some 18 messages an answer to send and to parse; once a second, a chat server with gradio_client clients answered
-    7% more questions a second (benchmarks/concurrency.py, docs/performance.md)."""
+    8% more questions a second (benchmarks/concurrency.py, docs/performance.md)."""
     return demo.queue(max_size=args.queue_size, status_update_rate=args.status_every or "auto")
 
 

@@ -29,7 +29,7 @@ from qa.reading.reader import SpanReader  # noqa: E402
 
 def window_times(reader: SpanReader, calls: int = 20) -> list[dict]:
     tensors, config = load_tensors(reader.model_path), read_config(reader.model_path)
-    packed = LeanBert(tensors, config, dtype=torch.bfloat16)
+    packed = LeanBert(tensors, config, dtype=torch.bfloat16)  # packed: main() chose one thread, as a server does
     plain = LeanBert(tensors, config, dtype=torch.bfloat16, pack=False)
     if not packed.packed:
         raise SystemExit("the weights were not packed on this CPU (no oneDNN bf16, or other bits): nothing to compare")

@@ -182,9 +182,10 @@ def test_packed_weights_give_the_same_bits_as_plain_products_at_every_padded_wid
     reader = SpanReader(precision="bf16")
     reader.warm_up()
     tensors, config = load_tensors(reader.model_path), read_config(reader.model_path)
-    packed = LeanBert(tensors, config, dtype=torch.bfloat16)
+    packed = _in_a_thread_with(1, lambda: LeanBert(tensors, config, dtype=torch.bfloat16))  # as a server loads it
     plain = LeanBert(tensors, config, dtype=torch.bfloat16, pack=False)
     assert packed.packed and not plain.packed
+    assert not _in_a_thread_with(2, lambda: LeanBert(tensors, config, dtype=torch.bfloat16)).packed  # no unused copy
     g = torch.Generator().manual_seed(3)
     widths = sorted({reader.padded_width(n) for n in range(1, reader.max_length + 1)})
     inputs = []

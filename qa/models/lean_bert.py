@@ -167,22 +167,23 @@ class LeanBert(torch.nn.Module):
                                           for i in range(int(config["num_hidden_layers"])))
         self.eval()
         self.packed = False
-        if pack and self.dtype == torch.bfloat16 and self.word.device.type == "cpu":
-            self.pack()
+        if pack and self.dtype == torch.bfloat16 and self.word.device.type == "cpu" and torch.get_num_threads() == 1:
+            self.pack()  # loaded for one-thread passes (a server's serve_with_threads(1)): the packed copy is used
 
     def pack(self) -> bool:
         """bf16 on a CPU: keep a second copy of the projection weights in oneDNN's blocked layout, used by every
         forward pass that runs on one intra-op thread (a server's one thread a question, ``serve_with_threads``), so
         that a matrix product does not reorder its weight on every call. With a window read alone that reorder is a
-        large part of each product: on an AMX Xeon (2026-12-05) packed products of 64-384 rows took 55-80% of
+        large part of each product: on an AMX Xeon (2026-12-05) packed products of 64-384 rows took 55-86% of
         ``F.linear``'s time, a reader window 83% (median of its 12 widths) and a question 87% of its CPU time
         (``benchmarks/packed_weights.py``).
 
         The bits are the same as ``F.linear``'s on one thread; on two, oneDNN splits the 1,536-wide product
         differently and the last bit of some rows differs, so a pass on more threads keeps ``F.linear``. Packing is
         kept only where one thread gives the same bits (checked here on every projection of the first layer at five
-        widths), so no answer depends on it. Costs the packed copies' memory (21 MB for MiniLM-L6). Returns whether
-        the weights are packed."""
+        widths), so no answer depends on it. Costs the packed copies' memory (21 MB for MiniLM-L6), so a model loaded
+        on more than one thread (``qa eval``, a lone ``Assistant``) is not packed unless this is called. Returns
+        whether the weights are packed."""
         if self.packed or not _can_pack():
             return self.packed
         for layer in self.layers:
@@ -232,12 +233,16 @@ def _same_bits_on_one_thread(layer: _Layer, dtype: torch.dtype) -> bool:
         torch.set_num_threads(1)
         gen = torch.Generator().manual_seed(0)
         same = True
-        with torch.inference_mode():
-            for name, bias in zip(_PROJECTIONS, ("qkv_b", "o_b", "up_b", "dn_b")):
-                weight, b = getattr(layer, name), getattr(layer, bias)
-                for rows in (1, 32, 64, 128, 384):
-                    x = torch.randn(1, rows, weight.shape[1], generator=gen).to(dtype)
-                    same = same and torch.equal(F.linear(x, weight, b), _packed_linear(x, layer.packed[name], b))
+        try:
+            with torch.inference_mode():
+                for name, bias in zip(_PROJECTIONS, ("qkv_b", "o_b", "up_b", "dn_b")):
+                    weight, b = getattr(layer, name), getattr(layer, bias)
+                    for rows in (1, 32, 64, 128, 384):
+                        x = torch.randn(1, rows, weight.shape[1], generator=gen).to(dtype)
+                        same = same and torch.equal(F.linear(x, weight, b), _packed_linear(x, layer.packed[name], b))
+        except RuntimeError as e:  # oneDNN refused the packed product here: plain products it is
+            log.info("oneDNN's packed product failed (%s)", e)
+            same = False
         result.append(same)
 
     worker = threading.Thread(target=probe, name="lean-bert-pack-check")
@@ -249,7 +254,8 @@ def _same_bits_on_one_thread(layer: _Layer, dtype: torch.dtype) -> bool:
 def _can_pack() -> bool:
     try:
         return (torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
-                and hasattr(torch.ops.mkldnn, "_linear_pointwise"))
+                and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+                and hasattr(torch.ops.mkldnn, "_reorder_linear_weight"))
     except (AttributeError, RuntimeError):  # a torch build without these private operators
         return False
 
