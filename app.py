@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import re
 from collections.abc import Sequence
@@ -54,6 +55,7 @@ EXAMPLES = ["When did Iraq pass its anti-trafficking law?", "Who dismantled the 
 SESSION_TTL_S = 12 * 3600  # a session's state is dropped this long after its last question
 MAX_SESSIONS = 1000  # sessions whose state is held at once; the oldest goes first
 STATUS_EVERY_S = 1.0  # seconds between queue-position messages to waiting clients (app.py --status-every)
+MIN_STATUS_EVERY_S = 0.1  # shorter would keep Gradio's notifier loop busy
 THEME = gr.themes.Default(font=["system-ui", "-apple-system", "Segoe UI", "Roboto", "Helvetica", "Arial", "sans-serif"],
                           font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"])
 PRIVATE = dict(api_visibility="private")  # page events, not API endpoints
@@ -325,8 +327,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         args.auth = lines[0].strip() if lines else ""
     if args.concurrency is None:
         args.concurrency = BACKEND_CONCURRENCY if args.backend or args.batch_wait_ms else CHAT_CONCURRENCY
-    if args.rate_limit < 0 or args.queue_size < 1 or args.concurrency < 1 or not args.status_every >= 0:
-        p.error("--rate-limit must be >= 0, --queue-size >= 1, --concurrency >= 1 and --status-every >= 0")
+    if args.rate_limit < 0 or args.queue_size < 1 or args.concurrency < 1:
+        p.error("--rate-limit must be >= 0, --queue-size >= 1 and --concurrency >= 1")
+    if not (args.status_every == 0 or MIN_STATUS_EVERY_S <= args.status_every < math.inf):
+        p.error(f"--status-every must be 0 (after every answer) or at least {MIN_STATUS_EVERY_S} seconds")
     if args.auth is not None and not re.fullmatch(r"[^:]+:.+", args.auth):
         p.error("--auth must be USER:PASSWORD")
     return args
@@ -394,10 +398,10 @@ def env_args() -> argparse.Namespace:
         raise QAError(f"a QA_* setting in the environment is not valid ({e}); see docs/app.md") from None
 
 
-def env_service() -> ChatService:
-    """The service ``gradio app.py`` and imports get: settings from the environment (as app.py's defaults), nothing
-    opened until the first request."""
-    return service_from_args(env_args())
+def env_service(args: argparse.Namespace | None = None) -> ChatService:
+    """The service ``gradio app.py`` and imports get: settings from the environment (``env_args``, as app.py's
+    defaults) unless given, nothing opened until the first request."""
+    return service_from_args(env_args() if args is None else args)
 
 
 _demo: gr.Blocks | None = None
@@ -409,7 +413,7 @@ def __getattr__(name: str) -> Any:
     if name == "demo":
         if _demo is None:
             args = env_args()
-            _demo = queued(build_demo(service_from_args(args)), args)
+            _demo = queued(build_demo(env_service(args)), args)
         return _demo
     raise AttributeError(f"module 'app' has no attribute {name!r}")
 

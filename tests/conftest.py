@@ -122,11 +122,10 @@ def _model_threads_restored():
     torch = sys.modules.get("torch")
     before = torch.get_num_threads() if torch is not None else None
     yield
-    if files._serving_threads is not None:
-        files._serving_threads = None
-        torch = sys.modules.get("torch")
-        if torch is not None:
-            torch.set_num_threads(before or files.usable_cores())
+    files._serving_threads = None
+    torch = sys.modules.get("torch")
+    if torch is not None:  # every time: a test's own threads may have set a number, which later threads start with
+        torch.set_num_threads(before or files.usable_cores())
 
 
 @pytest.fixture(scope="session")

@@ -189,13 +189,16 @@ def test_20_concurrent_threads_lose_nothing(store):
 def test_one_store_shared_by_threads_and_a_forked_child_keeps_a_connection_each(store):
     """As in the chat server, one store serves many threads: each thread keeps its own connection (opening and closing
     one an answer checkpointed the WAL each time); a forked child opens its own instead of using its parent's."""
-    ids, seen = [], []
+    ids, used = [], {}  # thread number -> the connections it was given (held, so that no id is reused)
+    together = threading.Barrier(8)
 
     def ask(n: int) -> None:
+        together.wait()  # all 8 threads alive at once
         for j in range(10):
             with store._connect() as con:
-                seen.append((threading.get_ident(), id(con)))
+                used.setdefault(n, []).append(con)
             ids.append(store.record_answer(_answer(question=f"thread {n} question {j}")))
+        together.wait()
 
     threads = [threading.Thread(target=ask, args=(n,)) for n in range(8)]
     for t in threads:
@@ -203,7 +206,8 @@ def test_one_store_shared_by_threads_and_a_forked_child_keeps_a_connection_each(
     for t in threads:
         t.join()
     assert len(set(ids)) == store.count_answers() == 80
-    assert len({c for _, c in seen}) == len({t for t, _ in seen}) == 8  # one connection a thread, kept across calls
+    assert all(len({id(c) for c in cons}) == 1 for cons in used.values())  # kept across a thread's calls
+    assert len({id(cons[0]) for cons in used.values()}) == 8  # and one of its own for each thread
     with store._connect() as mine:
         ctx = multiprocessing.get_context("fork")
         child = ctx.Process(target=_answer_in_child, args=(store, id(mine)))
@@ -213,6 +217,22 @@ def test_one_store_shared_by_threads_and_a_forked_child_keeps_a_connection_each(
     with store._connect() as con:
         assert con.execute("SELECT count(*) FROM answers WHERE question='from the child'").fetchone()[0] == 1
     assert store.count_answers() == 81
+
+
+def test_a_failed_write_leaves_no_transaction_open_on_the_kept_connection(store, monkeypatch):
+    """A connection is kept a thread, so a write the database refuses must leave nothing behind for the thread's next
+    write (a transaction left open would refuse every later BEGIN): the connection is dropped, the next write opens a
+    fresh one and works."""
+    store.record_answer(_answer())
+    with store._connect() as first:
+        pass
+    with pytest.raises(sqlite3.IntegrityError):
+        with store._write() as con:
+            con.execute("INSERT INTO answers (answer_id) VALUES (NULL)")  # a NOT NULL column: refused mid-transaction
+    with store._connect() as second:
+        assert second is not first and not second.in_transaction
+    store.record_answer(_answer(question="after the failure"))
+    assert store.count_answers() == 2
 
 
 def _answer_in_child(store: FeedbackStore, parents_connection: int) -> None:

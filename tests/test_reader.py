@@ -155,37 +155,67 @@ def _in_a_thread_with(threads: int, fn):
 
     import torch
 
-    out = []
+    out, failed = [], []
 
     def run():
         torch.set_num_threads(threads)
-        out.append(fn())
+        try:
+            out.append(fn())
+        except BaseException as e:  # noqa: BLE001 - raised again in the test's thread
+            failed.append(e)
 
     worker = threading.Thread(target=run)
     worker.start()
     worker.join()
+    if failed:
+        raise failed[0]
     return out[0]
 
 
-def test_packed_weights_give_the_same_bits_as_plain_products_at_every_padded_width():
-    """In bf16 on a CPU the reader keeps its projection weights packed in oneDNN's layout and uses them on one
-    intra-op thread (a server's one thread a question): its hidden states must equal the unpacked pass bit for bit at
-    every padded width, so that no answer depends on packing. On two threads it keeps plain products (there oneDNN's
-    packed 1,536-wide product differs in the last bit of some rows on an AMX Xeon)."""
+def test_packed_weights_give_the_same_bits_as_plain_products_on_one_thread():
+    """In bf16 on a CPU the reader and the encoder keep their projection weights packed in oneDNN's layout and use them
+    on one intra-op thread (a server's one thread a question). No answer may depend on it: on one thread every packed
+    projection of both models equals F.linear bit for bit at every row count from 1 to 384 (the reader's windows,
+    the encoder's questions and uploaded passages), and the reader's hidden states equal the unpacked pass's at every
+    padded width. On two threads the packed copy is not used (there oneDNN's packed 1,536-wide product differs in the
+    last bit of some rows on an AMX Xeon), and a model loaded on two threads carries none."""
     import torch
+    import torch.nn.functional as F
 
-    from qa.models.lean_bert import LeanBert, _can_pack, load_tensors, read_config
+    from qa.models.files import embedding_model_path
+    from qa.models.lean_bert import _PROJECTIONS, LeanBert, _can_pack, _packed_linear, load_tensors, read_config
     from qa.reading.reader import SpanReader
 
     if not _can_pack():
         pytest.skip("this torch build or CPU has no oneDNN bf16 products")
     reader = SpanReader(precision="bf16")
     reader.warm_up()
-    tensors, config = load_tensors(reader.model_path), read_config(reader.model_path)
-    packed = _in_a_thread_with(1, lambda: LeanBert(tensors, config, dtype=torch.bfloat16))  # as a server loads it
-    plain = LeanBert(tensors, config, dtype=torch.bfloat16, pack=False)
-    assert packed.packed and not plain.packed
-    assert not _in_a_thread_with(2, lambda: LeanBert(tensors, config, dtype=torch.bfloat16)).packed  # no unused copy
+    models = {}
+    for name, folder in (("reader", reader.model_path), ("encoder", embedding_model_path())):
+        tensors, config = load_tensors(folder), read_config(folder)
+        models[name] = (_in_a_thread_with(1, lambda: LeanBert(tensors, config, dtype=torch.bfloat16)),  # as served
+                        LeanBert(tensors, config, dtype=torch.bfloat16, pack=False))
+        packed, plain = models[name]
+        if not packed.packed:
+            pytest.skip(f"oneDNN's packed products give other bits than F.linear on this CPU ({name}): not used")
+        assert not plain.packed
+        assert not _in_a_thread_with(2, lambda: LeanBert(tensors, config, dtype=torch.bfloat16)).packed
+
+    def projections(layer):
+        g = torch.Generator().manual_seed(5)
+        bad = []
+        with torch.inference_mode():
+            for weight, bias in zip(_PROJECTIONS, ("qkv_b", "o_b", "up_b", "dn_b")):
+                w, b = getattr(layer, weight), getattr(layer, bias)
+                for rows in range(1, 385):
+                    x = torch.randn(1, rows, w.shape[1], generator=g).to(torch.bfloat16)
+                    if not torch.equal(F.linear(x, w, b), _packed_linear(x, layer.packed[weight], b)):
+                        bad.append((weight, rows))
+        return bad
+
+    for name, (packed, _) in models.items():
+        assert _in_a_thread_with(1, lambda: projections(packed.layers[0])) == [], name
+
     g = torch.Generator().manual_seed(3)
     widths = sorted({reader.padded_width(n) for n in range(1, reader.max_length + 1)})
     inputs = []
@@ -200,6 +230,7 @@ def test_packed_weights_give_the_same_bits_as_plain_products_at_every_padded_wid
         with torch.inference_mode():
             return [model(*x) for x in inputs]
 
+    packed, plain = models["reader"]
     for threads in (1, 2):
         want, got = _in_a_thread_with(threads, lambda: (hidden(plain), hidden(packed)))
         different = [w for w, a, b in zip(widths, want, got) if not torch.equal(a, b)]

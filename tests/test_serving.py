@@ -293,8 +293,9 @@ def test_the_queue_is_bounded_and_tells_waiting_clients_their_place_every_so_oft
                                                                                   app.STATUS_EVERY_S)
     live = app.queued(app.gr.Blocks(), app.parse_args(["--status-every", "0", "--queue-size", "3"]))._queue
     assert (live.max_size, live.live_updates) == (3, True)
-    with pytest.raises(SystemExit):
-        app.parse_args(["--status-every", "-1"])
+    for bad in ("-1", "0.001", "inf", "nan"):
+        with pytest.raises(SystemExit):
+            app.parse_args(["--status-every", bad])
     monkeypatch.setattr(app, "_demo", None)
     monkeypatch.setenv("QA_INDEX_DIR", str(tmp_path / "index"))
     monkeypatch.setenv("QA_QUEUE_SIZE", "7")

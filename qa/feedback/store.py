@@ -167,7 +167,16 @@ class FeedbackStore:
             con.execute("PRAGMA foreign_keys=ON")
             con.row_factory = sqlite3.Row
             self._local.con, self._local.pid = con, os.getpid()
-        yield con
+        try:
+            yield con
+        except BaseException as e:
+            # a transaction left open (a failed COMMIT or ROLLBACK) or a database error: this connection goes, closing
+            # rolls back what is open, and the thread's next call opens a fresh one
+            if con.in_transaction or isinstance(e, sqlite3.Error):
+                self._local.con = None
+                with contextlib.suppress(sqlite3.Error):
+                    con.close()
+            raise
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:

@@ -18,7 +18,6 @@ position embeddings, a decoder); any other folder is a ``ModelUnsupported`` erro
 from __future__ import annotations
 
 import logging
-import threading
 from pathlib import Path
 
 import torch
@@ -174,21 +173,25 @@ class LeanBert(torch.nn.Module):
         """bf16 on a CPU: keep a second copy of the projection weights in oneDNN's blocked layout, used by every
         forward pass that runs on one intra-op thread (a server's one thread a question, ``serve_with_threads``), so
         that a matrix product does not reorder its weight on every call. With a window read alone that reorder is a
-        large part of each product: on an AMX Xeon (2026-12-05) packed products of 64-384 rows took 55-86% of
-        ``F.linear``'s time, a reader window 83% (median of its 12 widths) and a question 87% of its CPU time
-        (``benchmarks/packed_weights.py``).
+        large part of each product: on an AMX Xeon (2026-12-05) a reader window took 0.71-0.91 of ``F.linear``'s time
+        (0.83 the median of its 12 widths) and a question 0.87 of its CPU time (``benchmarks/packed_weights.py``).
 
         The bits are the same as ``F.linear``'s on one thread; on two, oneDNN splits the 1,536-wide product
         differently and the last bit of some rows differs, so a pass on more threads keeps ``F.linear``. Packing is
-        kept only where one thread gives the same bits (checked here on every projection of the first layer at five
-        widths), so no answer depends on it. Costs the packed copies' memory (21 MB for MiniLM-L6), so a model loaded
+        kept only where one thread gives the same bits (checked here on every projection of the first layer at six
+        row counts), so no answer depends on it. Costs the packed copies' memory (21 MB for MiniLM-L6), so a model loaded
         on more than one thread (``qa eval``, a lone ``Assistant``) is not packed unless this is called. Returns
         whether the weights are packed."""
-        if self.packed or not _can_pack():
+        if self.packed or self.dtype != torch.bfloat16 or self.word.device.type != "cpu" or not _can_pack():
             return self.packed
-        for layer in self.layers:
-            layer.pack()
-        self.packed = _same_bits_on_one_thread(self.layers[0], self.dtype)
+        try:
+            for layer in self.layers:
+                layer.pack()
+        except RuntimeError as e:  # oneDNN cannot reorder these weights here: plain products it is
+            log.info("oneDNN could not pack the weights (%s)", e)
+            self.packed = False
+        else:
+            self.packed = _same_bits_on_one_thread(self.layers[0], self.dtype)
         if not self.packed:
             log.info("oneDNN's packed weights give other bits than F.linear on this CPU; they are not used")
             for layer in self.layers:
@@ -225,30 +228,26 @@ class LeanBert(torch.nn.Module):
 
 
 def _same_bits_on_one_thread(layer: _Layer, dtype: torch.dtype) -> bool:
-    """Whether every packed projection of ``layer`` gives F.linear's bits on one intra-op thread. Run in a thread of
-    its own, so that the caller's thread count is left alone (torch keeps it per thread)."""
-    result = []
-
-    def probe() -> None:
-        torch.set_num_threads(1)
-        gen = torch.Generator().manual_seed(0)
-        same = True
-        try:
-            with torch.inference_mode():
-                for name, bias in zip(_PROJECTIONS, ("qkv_b", "o_b", "up_b", "dn_b")):
-                    weight, b = getattr(layer, name), getattr(layer, bias)
-                    for rows in (1, 32, 64, 128, 384):
-                        x = torch.randn(1, rows, weight.shape[1], generator=gen).to(dtype)
-                        same = same and torch.equal(F.linear(x, weight, b), _packed_linear(x, layer.packed[name], b))
-        except RuntimeError as e:  # oneDNN refused the packed product here: plain products it is
-            log.info("oneDNN's packed product failed (%s)", e)
-            same = False
-        result.append(same)
-
-    worker = threading.Thread(target=probe, name="lean-bert-pack-check")
-    worker.start()
-    worker.join()
-    return bool(result and result[0])
+    """Whether every packed projection of ``layer`` gives F.linear's bits on one intra-op thread, at a few row counts
+    (``tests/test_reader.py`` checks every count from 1 to 384). The caller's thread count is put back afterwards:
+    torch keeps one per thread, and the last one set is also what threads started later begin with."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    gen = torch.Generator().manual_seed(0)
+    try:
+        with torch.inference_mode():
+            for name, bias in zip(_PROJECTIONS, ("qkv_b", "o_b", "up_b", "dn_b")):
+                weight, b = getattr(layer, name), getattr(layer, bias)
+                for rows in (1, 16, 32, 64, 128, 384):
+                    x = torch.randn(1, rows, weight.shape[1], generator=gen).to(dtype)
+                    if not torch.equal(F.linear(x, weight, b), _packed_linear(x, layer.packed[name], b)):
+                        return False
+    except RuntimeError as e:  # oneDNN refused the packed product here: plain products it is
+        log.info("oneDNN's packed product failed (%s)", e)
+        return False
+    finally:
+        torch.set_num_threads(before)
+    return True
 
 
 def _can_pack() -> bool:
