@@ -115,15 +115,14 @@ class _Layer(torch.nn.Module):
         self.packed = {name: torch.ops.mkldnn._reorder_linear_weight(getattr(self, name), None)
                        for name in _PROJECTIONS}
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, packed: bool = False) -> torch.Tensor:
         b, n, hidden = x.shape
         h = self.heads
         shape = (hidden,)
-        packed = self.packed if self.packed and torch.get_num_threads() == 1 else None
-        if packed is None:
-            qkv_w, o_w, up_w, dn_w, linear = self.qkv_w, self.o_w, self.up_w, self.dn_w, F.linear
+        if packed:
+            qkv_w, o_w, up_w, dn_w, linear = (*(self.packed[name] for name in _PROJECTIONS), _packed_linear)
         else:
-            qkv_w, o_w, up_w, dn_w, linear = (*(packed[name] for name in _PROJECTIONS), _packed_linear)
+            qkv_w, o_w, up_w, dn_w, linear = self.qkv_w, self.o_w, self.up_w, self.dn_w, F.linear
         q, k, v = linear(x, qkv_w, self.qkv_b).view(b, n, 3, h, hidden // h).permute(2, 0, 3, 1, 4)
         att = F.scaled_dot_product_attention(q, k, v, attn_mask=mask).transpose(1, 2).reshape(b, n, hidden)
         x = F.layer_norm(linear(att, o_w, self.o_b) + x, shape, self.n1_w, self.n1_b, self.eps)
@@ -222,8 +221,9 @@ class LeanBert(torch.nn.Module):
         x = F.layer_norm(self.word[input_ids] + types + self.position[:n], self.word.shape[-1:], self.norm_w,
                          self.norm_b, self.eps)
         mask = None if attention_mask is None else attention_mask.bool()[:, None, None, :]  # keys to attend to
+        packed = self.packed and torch.get_num_threads() == 1  # the only setting where packing keeps the bits (pack)
         for layer in self.layers:
-            x = layer(x, mask)
+            x = layer(x, mask, packed)
         return x
 
 
