@@ -61,6 +61,8 @@ def ask_cpu(index: str, rounds: int) -> dict:
     assistant = Assistant.open(index)
     assistant.warm_up(every_shape=True)
     model = assistant.reader._encoder
+    if not model.packed:
+        raise SystemExit("the reader's weights were not packed (not on one thread, or not bf16 on a CPU)")
 
     def run(use_packed: bool) -> tuple[float, list]:
         model.packed = use_packed  # the reader's; the question encoder stays packed in both

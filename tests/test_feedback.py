@@ -190,7 +190,7 @@ def test_one_store_shared_by_threads_and_a_forked_child_keeps_a_connection_each(
     """As in the chat server, one store serves many threads: each thread keeps its own connection (opening and closing
     one an answer checkpointed the WAL each time); a forked child opens its own instead of using its parent's."""
     ids, used = [], {}  # thread number -> the connections it was given (held, so that no id is reused)
-    together = threading.Barrier(8)
+    together = threading.Barrier(8, timeout=60)  # a thread that fails breaks it for the others: no hang
 
     def ask(n: int) -> None:
         together.wait()  # all 8 threads alive at once
@@ -219,16 +219,18 @@ def test_one_store_shared_by_threads_and_a_forked_child_keeps_a_connection_each(
     assert store.count_answers() == 81
 
 
-def test_a_failed_write_leaves_no_transaction_open_on_the_kept_connection(store, monkeypatch):
-    """A connection is kept a thread, so a write the database refuses must leave nothing behind for the thread's next
-    write (a transaction left open would refuse every later BEGIN): the connection is dropped, the next write opens a
-    fresh one and works."""
+def test_a_failed_write_leaves_no_transaction_open_on_the_kept_connection(store):
+    """A connection is kept a thread, so a write whose COMMIT the database refuses (here a deferred foreign key: the
+    transaction stays open) must not leave that transaction for the thread's next write, which would be refused
+    ("cannot start a transaction within a transaction"): the connection is dropped, and the next write opens a fresh
+    one and works."""
     store.record_answer(_answer())
     with store._connect() as first:
         pass
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
         with store._write() as con:
-            con.execute("INSERT INTO answers (answer_id) VALUES (NULL)")  # a NOT NULL column: refused mid-transaction
+            con.execute("PRAGMA defer_foreign_keys=ON")
+            con.execute("INSERT INTO verdict_history (answer_id, verdict, at) VALUES ('none', 'right', 'x')")
     with store._connect() as second:
         assert second is not first and not second.in_transaction
     store.record_answer(_answer(question="after the failure"))

@@ -172,10 +172,11 @@ def _in_a_thread_with(threads: int, fn):
     return out[0]
 
 
-def test_packed_weights_give_the_same_bits_as_plain_products_on_one_thread():
+def test_packed_weights_give_the_same_bits_as_plain_products_on_one_thread(monkeypatch):
     """In bf16 on a CPU the reader and the encoder keep their projection weights packed in oneDNN's layout and use them
     on one intra-op thread (a server's one thread a question). No answer may depend on it: on one thread every packed
-    projection of both models equals F.linear bit for bit at every row count from 1 to 384 (the reader's windows,
+    projection of both models equals F.linear bit for bit at every row count from 1 to 384 (first layer; five counts
+    in the others, whose shapes are the same) (the reader's windows,
     the encoder's questions and uploaded passages), and the reader's hidden states equal the unpacked pass's at every
     padded width. On two threads the packed copy is not used (there oneDNN's packed 1,536-wide product differs in the
     last bit of some rows on an AMX Xeon), and a model loaded on two threads carries none."""
@@ -201,20 +202,22 @@ def test_packed_weights_give_the_same_bits_as_plain_products_on_one_thread():
         assert not plain.packed
         assert not _in_a_thread_with(2, lambda: LeanBert(tensors, config, dtype=torch.bfloat16)).packed
 
-    def projections(layer):
+    def projections(layer, row_counts):
         g = torch.Generator().manual_seed(5)
         bad = []
         with torch.inference_mode():
             for weight, bias in zip(_PROJECTIONS, ("qkv_b", "o_b", "up_b", "dn_b")):
                 w, b = getattr(layer, weight), getattr(layer, bias)
-                for rows in range(1, 385):
+                for rows in row_counts:
                     x = torch.randn(1, rows, w.shape[1], generator=g).to(torch.bfloat16)
-                    if not torch.equal(F.linear(x, w, b), _packed_linear(x, layer.packed[weight], b)):
+                    if not torch.equal(F.linear(x, w, b), _packed_linear(x, layer.packed_w[weight], b)):
                         bad.append((weight, rows))
         return bad
 
-    for name, (packed, _) in models.items():
-        assert _in_a_thread_with(1, lambda: projections(packed.layers[0])) == [], name
+    for name, (packed, _) in models.items():  # every count on the first layer; the others have the same shapes
+        for i, layer in enumerate(packed.layers):
+            counts = range(1, 385) if i == 0 else (1, 17, 64, 200, 384)
+            assert _in_a_thread_with(1, lambda: projections(layer, counts)) == [], f"{name} layer {i}"
 
     g = torch.Generator().manual_seed(3)
     widths = sorted({reader.padded_width(n) for n in range(1, reader.max_length + 1)})
@@ -230,11 +233,18 @@ def test_packed_weights_give_the_same_bits_as_plain_products_on_one_thread():
         with torch.inference_mode():
             return [model(*x) for x in inputs]
 
+    from qa.models import lean_bert
+
+    calls = []
+    real = lean_bert._packed_linear
+    monkeypatch.setattr(lean_bert, "_packed_linear", lambda *a: calls.append(1) or real(*a))
     packed, plain = models["reader"]
-    for threads in (1, 2):
+    for threads, used in ((1, True), (2, False)):
+        calls.clear()
         want, got = _in_a_thread_with(threads, lambda: (hidden(plain), hidden(packed)))
         different = [w for w, a, b in zip(widths, want, got) if not torch.equal(a, b)]
         assert not different, f"{threads} thread(s): packed and plain differ at widths {different}"
+        assert bool(calls) == used, f"{threads} thread(s): the packed products were {'not ' if used else ''}used"
 
 
 def test_a_folder_the_lean_pass_does_not_implement_is_refused_with_the_reason(tmp_path, monkeypatch):

@@ -185,7 +185,7 @@ class FeedbackStore:
             try:
                 yield con
             except BaseException:
-                con.execute("ROLLBACK")
+                _rollback(con)
                 raise
             con.execute("COMMIT")
 
@@ -335,9 +335,17 @@ def migrate(con: sqlite3.Connection) -> int:
             log.info("feedback database migrated to schema version %d", n + 1)
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        _rollback(con)
         raise
     return version
+
+
+def _rollback(con: sqlite3.Connection) -> None:
+    """Roll back what is open, if anything: SQLite rolls a transaction back itself on some errors (a full disk, an
+    I/O error), and a ROLLBACK then would raise in place of the error that matters."""
+    if con.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            con.execute("ROLLBACK")
 
 
 def check_verdict(verdict: str, correction: Correction | None) -> None:

@@ -109,10 +109,10 @@ class _Layer(torch.nn.Module):
                           ("n2_w", "output.LayerNorm.weight"), ("n2_b", "output.LayerNorm.bias")):
             self.register_buffer(name, w(a + key))
 
-        self.packed: dict[str, torch.Tensor] = {}  # projection weights in oneDNN's layout (LeanBert.pack)
+        self.packed_w: dict[str, torch.Tensor] = {}  # projection weights in oneDNN's layout (LeanBert.pack)
 
     def pack(self) -> None:
-        self.packed = {name: torch.ops.mkldnn._reorder_linear_weight(getattr(self, name), None)
+        self.packed_w = {name: torch.ops.mkldnn._reorder_linear_weight(getattr(self, name), None)
                        for name in _PROJECTIONS}
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None, packed: bool = False) -> torch.Tensor:
@@ -120,7 +120,7 @@ class _Layer(torch.nn.Module):
         h = self.heads
         shape = (hidden,)
         if packed:
-            qkv_w, o_w, up_w, dn_w, linear = (*(self.packed[name] for name in _PROJECTIONS), _packed_linear)
+            qkv_w, o_w, up_w, dn_w, linear = (*(self.packed_w[name] for name in _PROJECTIONS), _packed_linear)
         else:
             qkv_w, o_w, up_w, dn_w, linear = self.qkv_w, self.o_w, self.up_w, self.dn_w, F.linear
         q, k, v = linear(x, qkv_w, self.qkv_b).view(b, n, 3, h, hidden // h).permute(2, 0, 3, 1, 4)
@@ -194,7 +194,7 @@ class LeanBert(torch.nn.Module):
         if not self.packed:
             log.info("oneDNN's packed weights give other bits than F.linear on this CPU; they are not used")
             for layer in self.layers:
-                layer.packed = {}
+                layer.packed_w = {}
         return self.packed
 
     @property
@@ -240,12 +240,12 @@ def _same_bits_on_one_thread(layer: _Layer, dtype: torch.dtype) -> bool:
                 weight, b = getattr(layer, name), getattr(layer, bias)
                 for rows in (1, 16, 32, 64, 128, 384):
                     x = torch.randn(1, rows, weight.shape[1], generator=gen).to(dtype)
-                    if not torch.equal(F.linear(x, weight, b), _packed_linear(x, layer.packed[name], b)):
+                    if not torch.equal(F.linear(x, weight, b), _packed_linear(x, layer.packed_w[name], b)):
                         return False
     except RuntimeError as e:  # oneDNN refused the packed product here: plain products it is
         log.info("oneDNN's packed product failed (%s)", e)
         return False
-    finally:
+    finally:  # also the default of threads started later; the constructor calls this on one thread, so it stays 1
         torch.set_num_threads(before)
     return True
 
