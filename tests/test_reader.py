@@ -206,12 +206,12 @@ def test_packed_weights_give_the_same_bits_as_plain_products_on_one_thread(monke
         g = torch.Generator().manual_seed(5)
         bad = []
         with torch.inference_mode():
-            for weight, bias in zip(_PROJECTIONS, ("qkv_b", "o_b", "up_b", "dn_b")):
-                w, b = getattr(layer, weight), getattr(layer, bias)
+            for p in _PROJECTIONS:
+                w, b = getattr(layer, p + "_w"), getattr(layer, p + "_b")
                 for rows in row_counts:
                     x = torch.randn(1, rows, w.shape[1], generator=g).to(torch.bfloat16)
-                    if not torch.equal(F.linear(x, w, b), _packed_linear(x, layer.packed_w[weight], b)):
-                        bad.append((weight, rows))
+                    if not torch.equal(F.linear(x, w, b), _packed_linear(x, layer.packed_w[p], b)):
+                        bad.append((p, rows))
         return bad
 
     for name, (packed, _) in models.items():  # every count on the first layer; the others have the same shapes

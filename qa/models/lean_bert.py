@@ -109,18 +109,18 @@ class _Layer(torch.nn.Module):
                           ("n2_w", "output.LayerNorm.weight"), ("n2_b", "output.LayerNorm.bias")):
             self.register_buffer(name, w(a + key))
 
-        self.packed_w: dict[str, torch.Tensor] = {}  # projection weights in oneDNN's layout (LeanBert.pack)
+        self.packed_w: dict[str, torch.Tensor] = {}  # projection -> its weight in oneDNN's layout (LeanBert.pack)
 
     def pack(self) -> None:
-        self.packed_w = {name: torch.ops.mkldnn._reorder_linear_weight(getattr(self, name), None)
-                       for name in _PROJECTIONS}
+        self.packed_w = {p: torch.ops.mkldnn._reorder_linear_weight(getattr(self, p + "_w"), None)
+                         for p in _PROJECTIONS}
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None, packed: bool = False) -> torch.Tensor:
         b, n, hidden = x.shape
         h = self.heads
         shape = (hidden,)
         if packed:
-            qkv_w, o_w, up_w, dn_w, linear = (*(self.packed_w[name] for name in _PROJECTIONS), _packed_linear)
+            qkv_w, o_w, up_w, dn_w, linear = (*(self.packed_w[p] for p in _PROJECTIONS), _packed_linear)
         else:
             qkv_w, o_w, up_w, dn_w, linear = self.qkv_w, self.o_w, self.up_w, self.dn_w, F.linear
         q, k, v = linear(x, qkv_w, self.qkv_b).view(b, n, 3, h, hidden // h).permute(2, 0, 3, 1, 4)
@@ -130,7 +130,7 @@ class _Layer(torch.nn.Module):
         return F.layer_norm(linear(up, dn_w, self.dn_b) + x, shape, self.n2_w, self.n2_b, self.eps)
 
 
-_PROJECTIONS = ("qkv_w", "o_w", "up_w", "dn_w")
+_PROJECTIONS = ("qkv", "o", "up", "dn")  # each layer's matrix products: weight {p}_w, bias {p}_b
 
 
 def _packed_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -165,7 +165,7 @@ class LeanBert(torch.nn.Module):
                                           for i in range(int(config["num_hidden_layers"])))
         self.eval()
         self.packed = False
-        if pack and self.dtype == torch.bfloat16 and self.word.device.type == "cpu" and torch.get_num_threads() == 1:
+        if pack and torch.get_num_threads() == 1:
             self.pack()  # loaded for one-thread passes (a server's serve_with_threads(1)): the packed copy is used
 
     def pack(self) -> bool:
@@ -178,21 +178,20 @@ class LeanBert(torch.nn.Module):
         The bits are the same as ``F.linear``'s on one thread; on two, oneDNN splits the 1,536-wide product
         differently and the last bit of some rows differs, so a pass on more threads keeps ``F.linear``. Packing is
         kept only where one thread gives the same bits (checked here on every projection of the first layer at six
-        row counts), so no answer depends on it. Costs the packed copies' memory (21 MB for MiniLM-L6), so a model loaded
-        on more than one thread (``qa eval``, a lone ``Assistant``) is not packed unless this is called. Returns
-        whether the weights are packed."""
+        row counts), so no answer depends on it. Costs the packed copies' memory (21 MB for MiniLM-L6), so a model
+        loaded on more than one thread (``qa eval``, a lone ``Assistant``) is not packed unless this is called.
+        Returns whether the weights are packed."""
         if self.packed or self.dtype != torch.bfloat16 or self.word.device.type != "cpu" or not _can_pack():
             return self.packed
         try:
             for layer in self.layers:
                 layer.pack()
-        except RuntimeError as e:  # oneDNN cannot reorder these weights here: plain products it is
-            log.info("oneDNN could not pack the weights (%s)", e)
-            self.packed = False
-        else:
             self.packed = _same_bits_on_one_thread(self.layers[0], self.dtype)
+            why = "they give other bits than F.linear on this CPU"
+        except RuntimeError as e:  # oneDNN cannot reorder or multiply with these weights here
+            self.packed, why = False, f"oneDNN failed on them ({e})"
         if not self.packed:
-            log.info("oneDNN's packed weights give other bits than F.linear on this CPU; they are not used")
+            log.info("packed weights are not used: %s", why)
             for layer in self.layers:
                 layer.packed_w = {}
         return self.packed
@@ -236,15 +235,12 @@ def _same_bits_on_one_thread(layer: _Layer, dtype: torch.dtype) -> bool:
     gen = torch.Generator().manual_seed(0)
     try:
         with torch.inference_mode():
-            for name, bias in zip(_PROJECTIONS, ("qkv_b", "o_b", "up_b", "dn_b")):
-                weight, b = getattr(layer, name), getattr(layer, bias)
+            for p in _PROJECTIONS:
+                weight, b = getattr(layer, p + "_w"), getattr(layer, p + "_b")
                 for rows in (1, 16, 32, 64, 128, 384):
                     x = torch.randn(1, rows, weight.shape[1], generator=gen).to(dtype)
-                    if not torch.equal(F.linear(x, weight, b), _packed_linear(x, layer.packed_w[name], b)):
+                    if not torch.equal(F.linear(x, weight, b), _packed_linear(x, layer.packed_w[p], b)):
                         return False
-    except RuntimeError as e:  # oneDNN refused the packed product here: plain products it is
-        log.info("oneDNN's packed product failed (%s)", e)
-        return False
     finally:  # also the default of threads started later; the constructor calls this on one thread, so it stays 1
         torch.set_num_threads(before)
     return True
