@@ -67,6 +67,13 @@ def selection_score(metrics: dict) -> float:
 
 def evaluate(model, tok_eval: dict, examples: list[Example], device, batch: int, max_answer_tokens: int,
              amp: bool) -> dict:
+    return summarize(score_rows(model, tok_eval, examples, device, batch, max_answer_tokens, amp))
+
+
+def score_rows(model, tok_eval: dict, examples: list[Example], device, batch: int, max_answer_tokens: int,
+               amp: bool) -> list[tuple]:
+    """One row per example, decoded as serving does: (diff = null - best span score, em_if_answer, f1_if_answer,
+    em_if_null, f1_if_null, has_ans, source, synthetic); diff is inf when no span is allowed."""
     model.eval()
     n = len(tok_eval["input_ids"])
     order = sorted(range(n), key=lambda i: len(tok_eval["input_ids"][i]))
@@ -83,7 +90,7 @@ def evaluate(model, tok_eval: dict, examples: list[Example], device, batch: int,
                 L = len(tok_eval["input_ids"][i])
                 windows.setdefault(tok_eval["example"][i], []).append((sl[j, :L], el[j, :L], tok_eval["offsets"][i]))
     model.train()
-    rows = []  # (diff = null - best, em_if_answer, f1_if_answer, em_if_null, f1_if_null, has_ans, source, synthetic)
+    rows = []
     for ei, ex in enumerate(examples):
         span, null = decode_example(ex.question, ex.context, windows.get(ei, []), max_answer_tokens)
         pred = ex.context[span[1] : span[2]] if span else ""
@@ -91,7 +98,7 @@ def evaluate(model, tok_eval: dict, examples: list[Example], device, batch: int,
         em_a, f1_a = _f1(pred, ex.answers)
         em_n, f1_n = _f1("", ex.answers)
         rows.append((diff, em_a, f1_a, em_n, f1_n, bool(ex.answers), ex.source, ex.synthetic))
-    return summarize(rows)
+    return rows
 
 
 def summarize(rows: list[tuple]) -> dict:

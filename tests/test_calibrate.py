@@ -1,0 +1,74 @@
+"""training/calibrate.py: the balanced threshold choice and its held-out check (pure functions; no model)."""
+import math
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "training"))
+from calibrate import balanced, best_threshold, half, report  # noqa: E402
+
+
+def _row(diff: float, f1: float | None) -> tuple:
+    """A score_rows row: f1 None = an unanswerable question."""
+    if f1 is None:
+        return (diff, 0.0, 0.0, 1.0, 1.0, False, "new_wiki_v1.0", True)
+    return (diff, float(f1 == 1.0), f1, 0.0, 0.0, True, "new_wiki_v1.0", False)
+
+
+def test_balanced_weighs_the_two_halves_the_same_whatever_their_counts():
+    rows = [_row(-3.0, 1.0), _row(-1.0, 0.5)] + [_row(0.0, None)] * 6 + [_row(-4.0, None)] * 2
+    # t = -2: the first answerable question is answered (F1 1), the second withheld (0); 6 of 8 negatives abstain
+    assert balanced(rows, -2.0) == {"W": 50.0, "U": 75.0, "B": 62.5}
+    # a row with diff == t is withheld, as serving keeps a span only when diff < t
+    assert balanced(rows, -1.0)["W"] == 50.0
+    assert balanced(rows, math.inf)["U"] == 0.0
+
+
+def test_a_row_without_a_span_is_never_answered():
+    rows = [_row(math.inf, 1.0), _row(-2.0, 1.0), _row(1.0, None)]
+    assert balanced(rows, 1e9)["W"] == 50.0
+
+
+def test_best_threshold_separates_answers_from_negatives():
+    rows = [_row(-3.0, 1.0), _row(-2.5, 1.0), _row(-1.0, None), _row(0.5, None)]
+    t = best_threshold(rows)
+    assert -2.5 < t < -1.0
+    assert balanced(rows, t)["B"] == 100.0
+
+
+def test_best_threshold_breaks_ties_toward_abstaining():
+    # a wrong answer (F1 0) gains nothing by being given: the lowest of the equal thresholds wins
+    rows = [_row(-3.0, 1.0), _row(-2.0, 0.0), _row(5.0, None)]
+    assert best_threshold(rows) == -2.5
+
+
+def test_best_threshold_can_abstain_on_everything():
+    rows = [_row(1.0, 0.0), _row(-1.0, None)]
+    assert best_threshold(rows) == -2.0
+    assert balanced(rows, best_threshold(rows)) == {"W": 0.0, "U": 100.0, "B": 50.0}
+
+
+def test_best_threshold_needs_a_span():
+    with pytest.raises(ValueError):
+        best_threshold([_row(math.inf, 1.0), _row(math.inf, None)])
+
+
+def test_a_question_and_its_negatives_fall_in_the_same_half():
+    for qid in ("new_wiki_v1.0/5733", "new_wiki_v1.0/abc", "x/1"):
+        assert half(qid) == half(qid + "/neg") == half(qid + "/cut") == half(qid + "/swap")
+    assert {half(f"new_wiki_v1.0/{i}") for i in range(50)} == {0, 1}
+
+
+def test_report_chooses_on_one_half_and_checks_on_the_other():
+    fit = [_row(-3.0, 1.0), _row(-1.0, None)]  # half 0: any t in (-3, -1] is perfect
+    held = [_row(-2.2, 1.0), _row(-1.5, 1.0), _row(0.0, None)]
+    r = report(fit + held, [0, 0, 1, 1, 1], current=-2.875)
+    assert r["threshold_half1"] == -2.0
+    # held out: at -2.0, -2.2 is answered and -1.5 withheld -> W 50, U 100; at -2.875 nothing is answered
+    assert r["held_out_at_half1_threshold"] == {"W": 50.0, "U": 100.0, "B": 75.0}
+    assert r["held_out_at_current"] == {"W": 0.0, "U": 100.0, "B": 50.0}
+    assert r["held_out_gain"] == 25.0
+    assert -1.5 < r["threshold_all"] < 0.0
+    assert r["n_fit"] == 2 and r["n_held_out"] == 3
