@@ -4,7 +4,8 @@ import sys
 from conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "training"))
-from reader_data import Example, add_removed_sentence_negatives, add_swapped_question_negatives  # noqa: E402
+from reader_data import (Example, add_antonym_question_negatives, add_removed_sentence_negatives,  # noqa: E402
+                         add_swapped_question_negatives)
 
 CTX = ("The Kell bridge crosses the Tamar river. It was designed by Ada Voss in 1901. "
        "Construction took six years! Its towers are \"granite.\" Traffic opened in 1907.")
@@ -98,3 +99,33 @@ def test_a_name_is_not_swapped_for_a_form_of_one_the_paragraph_holds():
     exs = [_asked("Who led the Normans?", "Rollo", normans), _asked("Who built the Norman keep?", "Lena Brandt", keep)]
     # "Norman" -> "Normans" (and back) would still be answered by the paragraph: no negative
     assert add_swapped_question_negatives(exs, 1.0, seed=0) == []
+
+
+def test_an_antonym_negative_turns_a_word_the_paragraph_uses_into_one_it_lacks():
+    ctx = "Oslo is the largest city in Norway. Its harbour opened before the war."
+    ex = _asked("What is the largest city in Norway?", "Oslo", ctx)
+    (neg,) = add_antonym_question_negatives([ex], 1.0, seed=0)
+    assert neg.question == "What is the smallest city in Norway?" and neg.context == ctx
+    assert neg.qid == "q1/ant" and neg.answers == [] and neg.answer_start == -1 and neg.synthetic
+    # the case of the first letter is kept
+    (cap,) = add_antonym_question_negatives([_asked("Largest city of Norway?", "Oslo", ctx)], 1.0, seed=0)
+    assert cap.question == "Smallest city of Norway?"
+
+
+def test_no_antonym_negative_when_the_paragraph_holds_the_opposite_or_not_the_word():
+    both = "Oslo is the largest city in Norway; Bergen is not the smallest."
+    assert add_antonym_question_negatives([_asked("What is the largest city in Norway?", "Oslo", both)],
+                                          1.0, seed=0) == []
+    # a form of the opposite counts ("smaller" shares "small" with "smallest")
+    form = "Oslo is the largest city in Norway, and smaller towns lie around it."
+    assert add_antonym_question_negatives([_asked("What is the largest city in Norway?", "Oslo", form)],
+                                          1.0, seed=0) == []
+    # the question's word is not the paragraph's: the question is not anchored to it
+    plain = "Oslo is the capital of Norway."
+    assert add_antonym_question_negatives([_asked("What is the largest city in Norway?", "Oslo", plain)],
+                                          1.0, seed=0) == []
+    # a word inside another word is not turned ("Eastwood" holds "east")
+    assert add_antonym_question_negatives([_asked("Who met Eastwood?", "Oslo", "Oslo met Eastwood.")],
+                                          1.0, seed=0) == []
+    assert add_antonym_question_negatives([_asked("What is the largest city in Norway?", "Oslo",
+                                                  "Oslo is the largest city in Norway.")], 0.0, seed=0) == []

@@ -276,6 +276,54 @@ def add_swapped_question_negatives(examples: list[Example], fraction: float, see
     return out
 
 
+# words whose opposite asks for another fact: (word, opposite), both directions
+_ANTONYM_PAIRS = (
+    "first last", "largest smallest", "highest lowest", "longest shortest", "oldest newest", "earliest latest",
+    "most least", "maximum minimum", "before after", "increase decrease", "increased decreased", "rise fall",
+    "north south", "east west", "northern southern", "eastern western", "upper lower", "inside outside",
+    "won lost", "win lose", "victory defeat", "major minor", "strongest weakest", "best worst", "private public",
+    "legal illegal", "positive negative", "beginning end", "accepted rejected", "allowed banned",
+    "success failure", "successful unsuccessful", "richest poorest", "fastest slowest", "heaviest lightest",
+    "deepest shallowest", "top bottom", "above below", "opened closed", "internal external", "domestic foreign",
+    "ancient modern", "majority minority", "imports exports", "imported exported", "bought sold",
+    "higher lower", "larger smaller", "older younger", "longer shorter", "wider narrower", "hotter colder",
+)
+_ANTONYM: dict[str, str] = {}
+for _pair in _ANTONYM_PAIRS:
+    _a, _b = _pair.split()
+    _ANTONYM.setdefault(_a, _b)
+    _ANTONYM.setdefault(_b, _a)
+_ANTONYM_WORD = re.compile(r"\b(" + "|".join(sorted(_ANTONYM, key=len, reverse=True)) + r")\b", re.IGNORECASE)
+
+
+def add_antonym_question_negatives(examples: list[Example], fraction: float, seed: int) -> list[Example]:
+    """The question with one word turned into its opposite ("largest" -> "smallest", "before" -> "after"), on the
+    same paragraph: SQuAD 2.0's second commonest kind of unanswerable question ("antonym").
+
+    Only a word the paragraph itself uses is turned (so the question still matches the passage word for word but
+    one), and only into an opposite the paragraph does not hold in any form (``_mentions``), so the label "no
+    answer" holds. One word a question; the case of its first letter is kept.
+    """
+    rng = random.Random(seed)
+    out: list[Example] = []
+    for ex in examples:
+        if not ex.answers or rng.random() >= fraction:
+            continue
+        low = ex.context.lower()
+        words = set(_WORD.findall(low))
+        spots = [m for m in _ANTONYM_WORD.finditer(ex.question) if m.group().lower() in words
+                 and not _mentions(low, _ANTONYM[m.group().lower()])]
+        if not spots:
+            continue
+        m = rng.choice(spots)
+        new = _ANTONYM[m.group().lower()]
+        if m.group()[0].isupper():
+            new = new[0].upper() + new[1:]
+        question = ex.question[: m.start()] + new + ex.question[m.end():]
+        out.append(Example(ex.qid + "/ant", question, ex.context, [], -1, "", ex.source, synthetic=True))
+    return out
+
+
 def answer_tokens(ex: Example, seq: list, offsets: list) -> tuple[int, int]:
     """The window's first and last token of ``ex``'s answer, or (0, 0) (CLS) when the window does not hold it whole.
     ``seq``: the window's sequence ids (1: context); ``offsets``: its tokens' character offsets."""

@@ -36,8 +36,9 @@ from qa.reading.answer_types import choose  # noqa: E402
 from qa.chunking import split_sentences  # noqa: E402
 from qa.reading.decoding import decode_window, merge_windows  # noqa: E402
 from qa.eval.metrics import exact_score, f1_score  # noqa: E402
-from reader_data import (Example, add_removed_sentence_negatives, add_retrieved_negatives,  # noqa: E402
-                         add_swapped_question_negatives, load_examples, tokenize_windows_parallel)
+from reader_data import (Example, add_antonym_question_negatives, add_removed_sentence_negatives,  # noqa: E402
+                         add_retrieved_negatives, add_swapped_question_negatives, load_examples,
+                         tokenize_windows_parallel)
 
 log = logging.getLogger("train_reader")
 
@@ -196,8 +197,11 @@ def prepare(args, tokenizer) -> tuple[dict, dict, list[Example], dict]:
     val_cut = add_removed_sentence_negatives(val, args.removed_negatives, args.seed + 3)
     train_swap = add_swapped_question_negatives(train, args.swapped_negatives, args.seed + 4)
     val_swap = add_swapped_question_negatives(val, args.swapped_negatives, args.seed + 5)
-    train_all = train + train_neg + train_cut + train_swap
-    val_all = val + val_neg + val_cut + val_swap
+    antonyms = getattr(args, "antonym_negatives", 0.0)
+    train_ant = add_antonym_question_negatives(train, antonyms, args.seed + 6)
+    val_ant = add_antonym_question_negatives(val, antonyms, args.seed + 7)
+    train_all = train + train_neg + train_cut + train_swap + train_ant
+    val_all = val + val_neg + val_cut + val_swap + val_ant
     stats = {
         "train_examples": len(train), "train_retrieved_negatives": len(train_neg),
         "train_unanswerable_native": sum(1 for e in train if not e.answers),
@@ -206,6 +210,8 @@ def prepare(args, tokenizer) -> tuple[dict, dict, list[Example], dict]:
            if args.removed_negatives else {}),
         **({"train_swapped_question_negatives": len(train_swap), "val_swapped_question_negatives": len(val_swap)}
            if args.swapped_negatives else {}),
+        **({"train_antonym_question_negatives": len(train_ant), "val_antonym_question_negatives": len(val_ant)}
+           if antonyms else {}),
         "train_by_source": dict(Counter(e.source for e in train)),
     }
     workers = args.workers or min(16, os.cpu_count() or 1)
@@ -610,6 +616,9 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--swapped-negatives", type=float, default=0.0,
                    help="share of answerable questions also asked with a name or year swapped for one their "
                         "paragraph does not hold (unanswerable there)")
+    p.add_argument("--antonym-negatives", type=float, default=0.0,
+                   help="share of answerable questions also asked with a word the paragraph uses turned into its "
+                        "opposite ('largest' -> 'smallest'), which the paragraph does not hold")
     p.add_argument("--max-val-examples", type=int, default=0)
     p.add_argument("--bf16", action="store_true",
                    help="bf16 autocast on a CPU too (always on a GPU); for CPUs with AVX512-BF16 or AMX")
