@@ -4,8 +4,8 @@ import sys
 from conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "training"))
-from reader_data import (Example, add_antonym_question_negatives, add_removed_sentence_negatives,  # noqa: E402
-                         add_swapped_question_negatives)
+from reader_data import (Example, add_antonym_question_negatives, add_negated_question_negatives,  # noqa: E402
+                         add_removed_sentence_negatives, add_swapped_question_negatives)
 
 CTX = ("The Kell bridge crosses the Tamar river. It was designed by Ada Voss in 1901. "
        "Construction took six years! Its towers are \"granite.\" Traffic opened in 1907.")
@@ -129,3 +129,27 @@ def test_no_antonym_negative_when_the_paragraph_holds_the_opposite_or_not_the_wo
                                           1.0, seed=0) == []
     assert add_antonym_question_negatives([_asked("What is the largest city in Norway?", "Oslo",
                                                   "Oslo is the largest city in Norway.")], 0.0, seed=0) == []
+
+
+def test_a_negated_question_puts_not_after_its_copula():
+    ctx = "Ada Voss was the first mayor of Kell. She served until 1907."
+    (neg,) = add_negated_question_negatives([_asked("Who was the first mayor of Kell?", "Ada Voss", ctx)], 1.0, 0)
+    assert neg.question == "Who was not the first mayor of Kell?" and neg.context == ctx
+    assert neg.qid == "q1/not" and neg.answers == [] and neg.answer_start == -1 and neg.synthetic
+    (which,) = add_negated_question_negatives([_asked("Which Kell official was the first mayor?", "Ada Voss", ctx)],
+                                              1.0, 0)
+    assert which.question == "Which Kell official was not the first mayor?"
+
+
+def test_no_negated_question_where_negation_could_answer_it_or_would_not_read():
+    negative_ctx = "Ada Voss was the first mayor of Kell, not Lena Brandt."
+    for ctx in (negative_ctx, "Ada Voss was the first mayor of Kell; Brandt wasn't."):
+        assert add_negated_question_negatives([_asked("Who was the first mayor of Kell?", "Ada Voss", ctx)],
+                                              1.0, 0) == []
+    ctx = "Ada Voss was the first mayor of Kell in 1901."
+    for q in ("Who was not the first mayor of Kell?",  # negative already
+              "When was Ada Voss the first mayor of Kell?",  # not a wh-subject: "When was not Ada..." is not English
+              "Who became the first mayor of Kell?",  # no copula
+              "Who was it founded by?"):  # a pronoun after the copula: "Who was not it..." is not English
+        assert add_negated_question_negatives([_asked(q, "Ada Voss", ctx)], 1.0, 0) == [], q
+    assert add_negated_question_negatives([_asked("Who was the first mayor of Kell?", "Ada Voss", ctx)], 0.0, 0) == []

@@ -324,6 +324,35 @@ def add_antonym_question_negatives(examples: list[Example], fraction: float, see
     return out
 
 
+# "Who was ...", "What is ...", "Which company were ...": a wh-subject and a copula, where "not" can follow the copula
+_COPULA_QUESTION = re.compile(r"^((?:who|what|which(?:\s+\w+){1,2})\s+(?:is|was|are|were))\s+"
+                              r"(?!(?:not|it|he|she|they|we|you|i|this|that|these|those|there)\b|n't\b)",
+                              re.IGNORECASE)
+_NEGATION = re.compile(r"\b(?:not|no|never|none|neither|nor|without|except|unlike|instead|rather|other than)\b"
+                       r"|n['’]t\b", re.IGNORECASE)
+
+
+def add_negated_question_negatives(examples: list[Example], fraction: float, seed: int) -> list[Example]:
+    """The question negated after its copula ("Who was the first mayor?" -> "Who was not the first mayor?"), on
+    the same paragraph: SQuAD 2.0's "negation" kind of unanswerable question.
+
+    Only questions that open with a wh-subject and a copula (so "not" after the copula reads as English), that are
+    not negative already, and whose paragraph holds no negation at all (no "not", "never", "except", "other than"...),
+    so that nothing in it can answer the negated question.
+    """
+    rng = random.Random(seed)
+    out: list[Example] = []
+    for ex in examples:
+        if not ex.answers or rng.random() >= fraction:
+            continue
+        m = _COPULA_QUESTION.match(ex.question)
+        if not m or _NEGATION.search(ex.question) or _NEGATION.search(ex.context):
+            continue
+        question = ex.question[: m.end(1)] + " not" + ex.question[m.end(1):]
+        out.append(Example(ex.qid + "/not", question, ex.context, [], -1, "", ex.source, synthetic=True))
+    return out
+
+
 def answer_tokens(ex: Example, seq: list, offsets: list) -> tuple[int, int]:
     """The window's first and last token of ``ex``'s answer, or (0, 0) (CLS) when the window does not hold it whole.
     ``seq``: the window's sequence ids (1: context); ``offsets``: its tokens' character offsets."""

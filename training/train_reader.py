@@ -36,8 +36,8 @@ from qa.reading.answer_types import choose  # noqa: E402
 from qa.chunking import split_sentences  # noqa: E402
 from qa.reading.decoding import decode_window, merge_windows  # noqa: E402
 from qa.eval.metrics import exact_score, f1_score  # noqa: E402
-from reader_data import (Example, add_antonym_question_negatives, add_removed_sentence_negatives,  # noqa: E402
-                         add_retrieved_negatives, add_swapped_question_negatives, load_examples,
+from reader_data import (Example, add_antonym_question_negatives, add_negated_question_negatives,  # noqa: E402
+                         add_removed_sentence_negatives, add_retrieved_negatives, add_swapped_question_negatives, load_examples,
                          tokenize_windows_parallel)
 
 log = logging.getLogger("train_reader")
@@ -200,8 +200,11 @@ def prepare(args, tokenizer) -> tuple[dict, dict, list[Example], dict]:
     antonyms = getattr(args, "antonym_negatives", 0.0)
     train_ant = add_antonym_question_negatives(train, antonyms, args.seed + 6)
     val_ant = add_antonym_question_negatives(val, antonyms, args.seed + 7)
-    train_all = train + train_neg + train_cut + train_swap + train_ant
-    val_all = val + val_neg + val_cut + val_swap + val_ant
+    negated = getattr(args, "negated_negatives", 0.0)
+    train_not = add_negated_question_negatives(train, negated, args.seed + 8)
+    val_not = add_negated_question_negatives(val, negated, args.seed + 9)
+    train_all = train + train_neg + train_cut + train_swap + train_ant + train_not
+    val_all = val + val_neg + val_cut + val_swap + val_ant + val_not
     stats = {
         "train_examples": len(train), "train_retrieved_negatives": len(train_neg),
         "train_unanswerable_native": sum(1 for e in train if not e.answers),
@@ -212,6 +215,8 @@ def prepare(args, tokenizer) -> tuple[dict, dict, list[Example], dict]:
            if args.swapped_negatives else {}),
         **({"train_antonym_question_negatives": len(train_ant), "val_antonym_question_negatives": len(val_ant)}
            if antonyms else {}),
+        **({"train_negated_question_negatives": len(train_not), "val_negated_question_negatives": len(val_not)}
+           if negated else {}),
         "train_by_source": dict(Counter(e.source for e in train)),
     }
     workers = args.workers or min(16, os.cpu_count() or 1)
@@ -619,6 +624,9 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--antonym-negatives", type=float, default=0.0,
                    help="share of answerable questions also asked with a word the paragraph uses turned into its "
                         "opposite ('largest' -> 'smallest'), which the paragraph does not hold")
+    p.add_argument("--negated-negatives", type=float, default=0.0,
+                   help="share of answerable 'Who/What/Which ... is/was' questions also asked negated ('Who was not "
+                        "...'), on a paragraph that holds no negation")
     p.add_argument("--max-val-examples", type=int, default=0)
     p.add_argument("--bf16", action="store_true",
                    help="bf16 autocast on a CPU too (always on a GPU); for CPUs with AVX512-BF16 or AMX")
