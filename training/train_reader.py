@@ -179,6 +179,81 @@ def make_batches(tok: dict, weights: list[float], batch: int, rng: random.Random
     return batches
 
 
+# --- ranking across passages (--passage-ranking): a question's own passage against its other passages ---
+# the negatives that are other passages for the same question: the most similar paragraph of the article, and the
+# question's own paragraph with the answer's sentences cut out (the swapped, antonym and negated negatives change the
+# question instead, so they are not the same question's passages)
+DISTRACTOR_SUFFIXES = ("/neg", "/cut")
+
+
+def passage_group(qid: str) -> str | None:
+    """The question whose passages ``qid``'s windows are compared with: its own id for a question and its distractor
+    passages, None for a negative that changes the question."""
+    for suf in DISTRACTOR_SUFFIXES:
+        if qid.endswith(suf):
+            return qid[: -len(suf)]
+    return None if qid.endswith(("/swap", "/ant", "/not")) else qid
+
+
+def make_grouped_batches(tok: dict, weights: list[float], batch: int, rng: random.Random) -> list[list[int]]:
+    """As ``make_batches``, but a question's windows and its distractor passages' windows are drawn together and
+    land in one batch (a group larger than a batch is split), so that the ranking loss can compare them."""
+    units: dict[object, list[int]] = {}
+    for i, g in enumerate(tok["passages_of"]):
+        units.setdefault(g if g is not None else ("window", i), []).append(i)
+    drawn: list[list[int]] = []
+    for members in units.values():
+        w = weights[members[0]]  # one question, one source: one weight
+        drawn.extend([members] * int(w))
+        if rng.random() < w - int(w):
+            drawn.append(members)
+    rng.shuffle(drawn)
+    batches: list[list[int]] = []
+    chunk, size = [], 0
+    for k, members in enumerate(drawn):
+        chunk.append(members)
+        size += len(members)
+        if size >= batch * 50 or k == len(drawn) - 1:
+            chunk.sort(key=lambda m: max(len(tok["input_ids"][i]) for i in m))
+            cur: list[int] = []
+            for m in chunk:
+                for piece in (m[j : j + batch] for j in range(0, len(m), batch)):
+                    if len(cur) + len(piece) > batch:
+                        batches.append(cur)
+                        cur = []
+                    cur.extend(piece)
+            if cur:
+                batches.append(cur)
+            chunk, size = [], 0
+    rng.shuffle(batches)
+    return batches
+
+
+def passage_ranking_loss(start_logits: torch.Tensor, end_logits: torch.Tensor, starts: torch.Tensor,
+                         ends: torch.Tensor, context: torch.Tensor, groups: list, distractor: list[bool]
+                         ) -> torch.Tensor | None:
+    """Listwise loss on what serving ranks passages by, the answer/no-answer margin (span score minus the [CLS]
+    score): for each window holding its question's answer, ``log(1 + sum exp(m_other - m_gold))`` over the batch's
+    windows of that question's distractor passages, where ``m_gold`` is the gold span's margin and ``m_other`` a
+    soft maximum (log-sum-exp) of every span's margin in the other window. None when the batch has no such pair.
+    ``context``: bool mask of the context tokens (no [CLS], question, [SEP] or padding)."""
+    null = start_logits[:, 0] + end_logits[:, 0]
+    neg_inf = torch.finfo(start_logits.dtype).min
+    soft_best = (torch.logsumexp(start_logits.masked_fill(~context, neg_inf), 1)
+                 + torch.logsumexp(end_logits.masked_fill(~context, neg_inf), 1))
+    rows = torch.arange(len(starts), device=starts.device)
+    m_gold = start_logits[rows, starts] + end_logits[rows, ends] - null
+    m_other = soft_best - null
+    terms = []
+    for g in {g for g in groups if g is not None}:
+        pos = [i for i, (h, d) in enumerate(zip(groups, distractor)) if h == g and not d and int(starts[i]) > 0]
+        neg = [i for i, (h, d) in enumerate(zip(groups, distractor)) if h == g and d]
+        for i in pos if neg else []:
+            diffs = m_other[neg] - m_gold[i]
+            terms.append(torch.logsumexp(torch.cat([diffs.new_zeros(1), diffs]), 0))
+    return torch.stack(terms).mean() if terms else None
+
+
 def prepare(args, tokenizer) -> tuple[dict, dict, list[Example], dict]:
     cache = Path(args.cache) if args.cache else None
     if cache and cache.exists():
@@ -222,6 +297,8 @@ def prepare(args, tokenizer) -> tuple[dict, dict, list[Example], dict]:
     workers = args.workers or min(16, os.cpu_count() or 1)
     tok_train = tokenize_windows_parallel(tokenizer, train_all, args.max_len, args.stride, True, args.seed, workers)
     tok_train["source"] = [train_all[i].source for i in tok_train["example"]]
+    tok_train["passages_of"] = [passage_group(train_all[i].qid) for i in tok_train["example"]]
+    tok_train["distractor"] = [train_all[i].qid.endswith(DISTRACTOR_SUFFIXES) for i in tok_train["example"]]
     tok_val = tokenize_windows_parallel(tokenizer, val_all, args.max_len, args.stride, False, args.seed, workers)
     stats["train_windows"] = len(tok_train["input_ids"])
     stats["val_windows"] = len(tok_val["input_ids"])
@@ -349,6 +426,8 @@ def train(args) -> dict:
     tok_train, tok_val, val_examples, stats = prepare(args, tokenizer)
     if args.prepare_only:
         return stats
+    if args.passage_ranking and "passages_of" not in tok_train:
+        raise SystemExit(f"{args.cache}: made before --passage-ranking existed (no passage groups); delete it")
     if args.init:
         _check_same_tokenizer(args.init, tokenizer)
     model = AutoModelForQuestionAnswering.from_pretrained(args.init or args.base, dtype=torch.float32).to(device)
@@ -474,7 +553,8 @@ def _train_epochs(run: _Run, args, tok_train, weights, teachers, device, amp, va
     run.model.train()
     for epoch in range(run.start_epoch, args.epochs):
         run.epoch_rng = run.rng.getstate()
-        batches = make_batches(tok_train, weights, args.batch, run.rng)
+        batches = (make_grouped_batches if args.passage_ranking else make_batches)(tok_train, weights, args.batch,
+                                                                                     run.rng)
         if args.max_steps:
             batches = batches[: args.max_steps]
         t_ep = time.time()
@@ -523,6 +603,17 @@ def _step(run: _Run, args, idx, step: int, tok_train, teachers, device, amp, los
     ls = torch.nn.functional.cross_entropy(o.start_logits.float(), s, label_smoothing=args.label_smoothing)
     le = torch.nn.functional.cross_entropy(o.end_logits.float(), e, label_smoothing=args.label_smoothing)
     loss = (ls + le) / 2
+    if args.passage_ranking:
+        context = _distill_mask(tt.to(device), mask.to(device))
+        context[:, 0] = False
+        rank = passage_ranking_loss(o.start_logits.float(), o.end_logits.float(), s, e, context,
+                                    [tok_train["passages_of"][i] for i in idx],
+                                    [tok_train["distractor"][i] for i in idx])
+        if rank is not None:
+            loss = loss + args.passage_ranking * rank
+            if step % 20 == 0:
+                losses["rank"] = losses.get("rank", 0.0) + rank.item()
+                losses["rank_n"] = losses.get("rank_n", 0) + 1
     if teachers is not None:
         alpha, temp = args.distill_alpha, args.distill_temperature
         ids_d, tt_d, mask_d = ids.to(device), tt.to(device), mask.to(device)
@@ -550,6 +641,9 @@ def _end_epoch(run: _Run, args, epoch: int, losses: dict, t_ep: float, distillin
     n_loss = losses["n"]
     entry = {"epoch": epoch + 1, "loss": losses["loss"] / max(1, n_loss), "epoch_s": round(time.time() - t_ep, 1),
              "selection_score": score, **metrics}
+    if losses.get("rank_n"):  # --passage-ranking: its term's mean over the every-20th steps that had a pair
+        entry = {"epoch": entry.pop("epoch"), "loss": entry.pop("loss"),
+                 "passage_ranking": losses["rank"] / losses["rank_n"], **entry}
     if distilling:
         alpha = args.distill_alpha
         parts = {"ce": losses["ce"] / max(1, n_loss), "kl": losses["kl"] / max(1, n_loss)}
@@ -588,7 +682,8 @@ def _summary(args, run: _Run, stats: dict, device, train_s: float, teachers, dis
     # options left at their defaults without effect are not recorded, so that such runs' outputs stay as before
     unused = ({"init"} if not args.init else set()) | (set() if teachers else {"teachers", "distill_alpha",
                                                                                "distill_temperature"})
-    unused |= {k for k, off in (("removed_negatives", 0.0), ("swapped_negatives", 0.0), ("bf16", False))
+    unused |= {k for k, off in (("removed_negatives", 0.0), ("swapped_negatives", 0.0), ("antonym_negatives", 0.0),
+                                ("negated_negatives", 0.0), ("passage_ranking", 0.0), ("bf16", False))
                if getattr(args, k) == off}
     summary["recipe"] = {k: v for k, v in summary["recipe"].items() if k not in unused}
     if distill is not None:
@@ -647,6 +742,9 @@ def parse_args(argv=None):
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--label-smoothing", type=float, default=0.0)
     p.add_argument("--wiki-weight", type=float, default=1.0, help="sampling weight of the Wikipedia-like set")
+    p.add_argument("--passage-ranking", type=float, default=0.0,
+                   help="weight of the loss that ranks a question's own passage above its distractor passages by "
+                        "the answer/no-answer margin (0: off; batches then as before)")
     p.add_argument("--max-train-examples", type=int, default=0)
     p.add_argument("--max-steps", type=int, default=0, help="cap on steps per epoch (0: whole epoch)")
     p.add_argument("--time-budget", type=float, default=0, help="seconds of training before stopping (0: none)")
