@@ -1,4 +1,5 @@
 """training/calibrate.py: the balanced threshold choice and its held-out check (pure functions; no model)."""
+import json
 import math
 import sys
 
@@ -7,7 +8,7 @@ import pytest
 from conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "training"))
-from calibrate import balanced, best_threshold, half, report  # noqa: E402
+from calibrate import adopt, balanced, best_threshold, half, report  # noqa: E402
 
 
 def _row(diff: float, f1: float | None) -> tuple:
@@ -21,7 +22,7 @@ def test_balanced_weighs_the_two_halves_the_same_whatever_their_counts():
     rows = [_row(-3.0, 1.0), _row(-1.0, 0.5)] + [_row(0.0, None)] * 6 + [_row(-4.0, None)] * 2
     # t = -2: the first answerable question is answered (F1 1), the second withheld (0); 6 of 8 negatives abstain
     assert balanced(rows, -2.0) == {"W": 50.0, "U": 75.0, "B": 62.5}
-    # a row with diff == t is withheld, as serving keeps a span only when diff < t
+    # a row with diff == t is withheld (serving would keep it; thresholds are chosen between scores, never on one)
     assert balanced(rows, -1.0)["W"] == 50.0
     assert balanced(rows, math.inf)["U"] == 0.0
 
@@ -72,3 +73,14 @@ def test_report_chooses_on_one_half_and_checks_on_the_other():
     assert r["held_out_gain"] == 25.0
     assert -1.5 < r["threshold_all"] < 0.0
     assert r["n_fit"] == 2 and r["n_held_out"] == 3
+
+
+def test_adopt_writes_the_threshold_only_for_a_large_enough_held_out_gain(tmp_path):
+    cfg = tmp_path / "reader_config.json"
+    cfg.write_text(json.dumps({"max_length": 384, "null_threshold": -2.875}))
+    res = {"held_out_gain": 0.4999, "threshold_all": -6.71289}
+    assert adopt(cfg, res, 0.5) is False
+    assert json.loads(cfg.read_text())["null_threshold"] == -2.875
+    assert adopt(cfg, {**res, "held_out_gain": 0.5}, 0.5) is True
+    assert json.loads(cfg.read_text()) == {"max_length": 384, "null_threshold": -6.7129}
+    assert not (tmp_path / "reader_config.json.tmp").exists()

@@ -2,6 +2,7 @@
 import random
 import sys
 
+import pytest
 import torch
 
 from conftest import ROOT
@@ -77,7 +78,33 @@ def test_the_gradient_raises_the_gold_margin_and_lowers_the_distractor():
     passage_ranking_loss(start, end, s, e, ctx, ["q", "q"], [False, True]).backward()
     assert start.grad[0, 2] < 0 and start.grad[0, 0] > 0  # gold span up, its [CLS] down
     assert start.grad[1, 2] > 0 and start.grad[1, 0] < 0  # distractor span down, its [CLS] up
-    assert start.grad[0, 4] == 0 and start.grad[1, 3] == 0  # nothing outside the context moves
+    assert start.grad[1, 3] == 0 and start.grad[1, 4] == 0  # nothing outside the distractor's context moves
+
+
+def _two_windows():
+    start, end = torch.zeros(2, 6), torch.zeros(2, 6)
+    start[0, 1] = 2.0  # gold span (1, 1) of window 0: margin 2
+    context = torch.zeros(2, 6, dtype=torch.bool)
+    context[:, 1:5] = True
+    return start, end, torch.tensor([1, 0]), torch.tensor([1, 0]), context
+
+
+def _expected(gap: float) -> torch.Tensor:
+    return torch.log1p(torch.exp(torch.tensor(gap)))
+
+
+def test_an_end_before_its_start_is_not_a_distractor_span():
+    start, end, s, e, ctx = _two_windows()
+    start[1, 4], end[1, 1] = 9.0, 9.0  # (4, 1) would score 18; the valid best is (1, 1) or (4, 4), 9
+    assert torch.isclose(passage_ranking_loss(start, end, s, e, ctx, ["q", "q"], [False, True], 30), _expected(7.0))
+
+
+def test_a_distractor_span_is_at_most_max_answer_tokens_long():
+    start, end, s, e, ctx = _two_windows()
+    start[1, 1], end[1, 4] = 5.0, 5.0  # (1, 4), 4 tokens: 10; single tokens (1, 1) or (4, 4): 5
+    loss = lambda n: passage_ranking_loss(start, end, s, e, ctx, ["q", "q"], [False, True], n)  # noqa: E731
+    assert torch.isclose(loss(4), _expected(8.0))
+    assert torch.isclose(loss(3), _expected(3.0)) and torch.isclose(loss(1), _expected(3.0))
 
 
 def test_no_loss_without_a_pair_of_the_same_question():
@@ -87,3 +114,18 @@ def test_no_loss_without_a_pair_of_the_same_question():
     assert passage_ranking_loss(start, end, s, e, ctx, [None, None], [False, True]) is None
     s0 = torch.tensor([0, 0])  # the own window does not hold the answer
     assert passage_ranking_loss(start, end, s0, e, ctx, ["q", "q"], [False, True]) is None
+
+
+def test_a_cache_made_with_other_data_options_is_refused(tmp_path):
+    from types import SimpleNamespace
+
+    from train_reader import _DATA_SHAPE, prepare
+    opts = dict(seed=31, neg_fraction=0.4, removed_negatives=0.5, swapped_negatives=1.0, antonym_negatives=1.0,
+                negated_negatives=1.0, max_val_examples=2000, max_len=384, stride=128)
+    assert set(opts) == set(_DATA_SHAPE)
+    cache = tmp_path / "data.pt"
+    torch.save(({"input_ids": []}, {"input_ids": []}, [], {"data_shape": opts}), cache)
+    same = SimpleNamespace(cache=str(cache), max_train_examples=1, **opts)  # the sample size is not checked
+    assert prepare(same, tokenizer=None)[3]["data_shape"] == opts
+    with pytest.raises(SystemExit, match="antonym_negatives"):
+        prepare(SimpleNamespace(**{**vars(same), "antonym_negatives": 0.0}), tokenizer=None)

@@ -124,11 +124,20 @@ def test_no_antonym_negative_when_the_paragraph_holds_the_opposite_or_not_the_wo
     plain = "Oslo is the capital of Norway."
     assert add_antonym_question_negatives([_asked("What is the largest city in Norway?", "Oslo", plain)],
                                           1.0, seed=0) == []
-    # a word inside another word is not turned ("Eastwood" holds "east")
-    assert add_antonym_question_negatives([_asked("Who met Eastwood?", "Oslo", "Oslo met Eastwood.")],
+    # a word inside another word is not turned ("Eastwood" holds "east"; the paragraph uses "east" too)
+    assert add_antonym_question_negatives([_asked("Who met Eastwood?", "Oslo", "Oslo met Eastwood in the east.")],
                                           1.0, seed=0) == []
+    # nor part of a hyphenated word, nor the second term of a comparison
+    hyphen = "Oslo holds the largest-scale archive and the largest harbour; more than most cities."
+    for q in ("Which city holds the largest-scale archive?", "Which city has more than most cities?"):
+        assert add_antonym_question_negatives([_asked(q, "Oslo", hyphen)], 1.0, seed=0) == [], q
     assert add_antonym_question_negatives([_asked("What is the largest city in Norway?", "Oslo",
                                                   "Oslo is the largest city in Norway.")], 0.0, seed=0) == []
+
+
+def test_every_antonym_has_one_opposite_that_leads_back():
+    from reader_data import _ANTONYM
+    assert all(_ANTONYM[_ANTONYM[w]] == w for w in _ANTONYM)
 
 
 def test_a_negated_question_puts_not_after_its_copula():
@@ -139,11 +148,14 @@ def test_a_negated_question_puts_not_after_its_copula():
     (which,) = add_negated_question_negatives([_asked("Which Kell official was the first mayor?", "Ada Voss", ctx)],
                                               1.0, 0)
     assert which.question == "Which Kell official was not the first mayor?"
+    (bare,) = add_negated_question_negatives([_asked("Which was the first mayor of Kell?", "Ada Voss", ctx)], 1.0, 0)
+    assert bare.question == "Which was not the first mayor of Kell?"
 
 
 def test_no_negated_question_where_negation_could_answer_it_or_would_not_read():
     negative_ctx = "Ada Voss was the first mayor of Kell, not Lena Brandt."
-    for ctx in (negative_ctx, "Ada Voss was the first mayor of Kell; Brandt wasn't."):
+    for ctx in (negative_ctx, "Ada Voss was the first mayor of Kell; Brandt wasn't.",
+                "Ada Voss was the first mayor of Kell; Brandt failed to win.", "Ada Voss was the first mayor of Kell; Brandt cannot have been."):
         assert add_negated_question_negatives([_asked("Who was the first mayor of Kell?", "Ada Voss", ctx)],
                                               1.0, 0) == []
     ctx = "Ada Voss was the first mayor of Kell in 1901."

@@ -69,14 +69,19 @@ def half(qid: str) -> int:
 
 
 def balanced(rows: list[tuple], t: float) -> dict:
-    """W, U and B = (W + U) / 2 at threshold ``t`` (answer when diff < t), rows as ``train_reader.score_rows``."""
+    """W, U and B = (W + U) / 2 at threshold ``t`` (answer when diff < t), rows as ``train_reader.score_rows``;
+    unrounded (``rounded`` is for reports)."""
     has = [r for r in rows if r[5]]
     neg = [r for r in rows if not r[5]]
     if not has or not neg:
         raise ValueError("the set needs answerable and unanswerable questions")
     w = 100 * sum(r[2] for r in has if r[0] < t) / len(has)
     u = 100 * sum(1 for r in neg if not r[0] < t) / len(neg)
-    return {"W": round(w, 2), "U": round(u, 2), "B": round((w + u) / 2, 2)}
+    return {"W": w, "U": u, "B": (w + u) / 2}
+
+
+def rounded(figures: dict) -> dict:
+    return {k: round(v, 2) for k, v in figures.items()}
 
 
 def best_threshold(rows: list[tuple]) -> float:
@@ -97,10 +102,23 @@ def report(rows: list[tuple], halves: list[int], current: float) -> dict:
     t_all = best_threshold(rows)
     at_fit, at_cur = balanced(held, t_fit), balanced(held, current)
     return {"current_threshold": current, "threshold_half1": t_fit, "threshold_all": t_all,
-            "held_out_at_half1_threshold": at_fit, "held_out_at_current": at_cur,
-            "held_out_gain": round(at_fit["B"] - at_cur["B"], 2),
-            "all_at_threshold_all": balanced(rows, t_all), "all_at_current": balanced(rows, current),
+            "held_out_at_half1_threshold": rounded(at_fit), "held_out_at_current": rounded(at_cur),
+            "held_out_gain": at_fit["B"] - at_cur["B"],  # unrounded: what the rule's 0.5 is held against
+            "all_at_threshold_all": rounded(balanced(rows, t_all)), "all_at_current": rounded(balanced(rows, current)),
             "n_fit": len(fit), "n_held_out": len(held)}
+
+
+def adopt(cfg_path: Path, res: dict, min_gain: float) -> bool:
+    """The rule: write ``threshold_all`` into the reader's config (atomically) when the held-out gain is at least
+    ``min_gain``; whether it did."""
+    if res["held_out_gain"] < min_gain:
+        return False
+    cfg = json.loads(cfg_path.read_text())
+    cfg["null_threshold"] = round(res["threshold_all"], 4)
+    tmp = cfg_path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(cfg, indent=2))
+    tmp.replace(cfg_path)
+    return True
 
 
 def main(argv=None) -> int:
@@ -132,12 +150,7 @@ def main(argv=None) -> int:
     rows = score_rows(model, tok, examples, device, args.batch, cfg["max_answer_tokens"], amp)
     res = {"reader": str(folder), "set": stats, "bf16": amp, "score_s": round(time.time() - t0, 1),
            **report(rows, [half(e.qid) for e in examples], float(cfg["null_threshold"]))}
-    res["applied"] = bool(args.apply and res["held_out_gain"] >= args.min_gain)
-    if res["applied"]:
-        cfg["null_threshold"] = round(res["threshold_all"], 4)
-        tmp = cfg_path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(cfg, indent=2))
-        tmp.replace(cfg_path)
+    res["applied"] = bool(args.apply) and adopt(cfg_path, res, args.min_gain)
     text = json.dumps(res, indent=1)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -230,35 +230,59 @@ def make_grouped_batches(tok: dict, weights: list[float], batch: int, rng: rando
 
 
 def passage_ranking_loss(start_logits: torch.Tensor, end_logits: torch.Tensor, starts: torch.Tensor,
-                         ends: torch.Tensor, context: torch.Tensor, groups: list, distractor: list[bool]
-                         ) -> torch.Tensor | None:
+                         ends: torch.Tensor, context: torch.Tensor, groups: list, distractor: list[bool],
+                         max_answer_tokens: int = 30) -> torch.Tensor | None:
     """Listwise loss on what serving ranks passages by, the answer/no-answer margin (span score minus the [CLS]
     score): for each window holding its question's answer, ``log(1 + sum exp(m_other - m_gold))`` over the batch's
-    windows of that question's distractor passages, where ``m_gold`` is the gold span's margin and ``m_other`` a
-    soft maximum (log-sum-exp) of every span's margin in the other window. None when the batch has no such pair.
+    windows of that question's distractor passages, where ``m_gold`` is the gold span's margin and ``m_other`` the
+    best margin among the other window's valid spans (start and end in the context, end not before start, at most
+    ``max_answer_tokens`` tokens), as serving's decoder would find it. None when the batch has no such pair.
     ``context``: bool mask of the context tokens (no [CLS], question, [SEP] or padding)."""
     null = start_logits[:, 0] + end_logits[:, 0]
-    neg_inf = torch.finfo(start_logits.dtype).min
-    soft_best = (torch.logsumexp(start_logits.masked_fill(~context, neg_inf), 1)
-                 + torch.logsumexp(end_logits.masked_fill(~context, neg_inf), 1))
     rows = torch.arange(len(starts), device=starts.device)
     m_gold = start_logits[rows, starts] + end_logits[rows, ends] - null
-    m_other = soft_best - null
-    terms = []
+    pairs = []
     for g in {g for g in groups if g is not None}:
         pos = [i for i, (h, d) in enumerate(zip(groups, distractor)) if h == g and not d and int(starts[i]) > 0]
         neg = [i for i, (h, d) in enumerate(zip(groups, distractor)) if h == g and d]
-        for i in pos if neg else []:
-            diffs = m_other[neg] - m_gold[i]
-            terms.append(torch.logsumexp(torch.cat([diffs.new_zeros(1), diffs]), 0))
-    return torch.stack(terms).mean() if terms else None
+        pairs.extend((i, neg) for i in (pos if neg else []))
+    if not pairs:
+        return None
+    others = sorted({n for _, neg in pairs for n in neg})
+    sl, el, ctx = start_logits[others], end_logits[others], context[others]
+    L = sl.shape[1]
+    pos_i = torch.arange(L, device=sl.device)
+    width = pos_i[None, :] - pos_i[:, None]  # j - i
+    valid = ctx[:, :, None] & ctx[:, None, :] & ((width >= 0) & (width < max_answer_tokens))[None]
+    spans = (sl[:, :, None] + el[:, None, :]).masked_fill(~valid, torch.finfo(sl.dtype).min)
+    best = spans.flatten(1).max(1).values
+    m_other = dict(zip(others, best - null[others]))
+    terms = []
+    for i, neg in pairs:
+        diffs = torch.stack([m_other[n] for n in neg]) - m_gold[i]
+        terms.append(torch.logsumexp(torch.cat([diffs.new_zeros(1), diffs]), 0))
+    return torch.stack(terms).mean()
+
+
+# the options that shape the validation split and the negatives: a cache made with others is refused (the training
+# sample's size, --max-train-examples, is left out: soup.py reuses a run's cache for its validation split only)
+_DATA_SHAPE = ("seed", "neg_fraction", "removed_negatives", "swapped_negatives", "antonym_negatives",
+               "negated_negatives", "max_val_examples", "max_len", "stride")
 
 
 def prepare(args, tokenizer) -> tuple[dict, dict, list[Example], dict]:
     cache = Path(args.cache) if args.cache else None
+    shape = {k: getattr(args, k, 0.0) for k in _DATA_SHAPE}
     if cache and cache.exists():
         log.info("loading tokenised data from %s", cache)
-        return torch.load(cache, weights_only=False)
+        bundle = torch.load(cache, weights_only=False)
+        made_with = bundle[3].get("data_shape")
+        if made_with is None:
+            log.warning("%s does not record the options it was made with; make sure they match", cache)
+        elif made_with != shape:
+            diff = {k: (made_with.get(k), v) for k, v in shape.items() if made_with.get(k) != v}
+            raise SystemExit(f"{cache} was made with other data options (cache, now): {diff}; delete it or match them")
+        return bundle
     t0 = time.time()
     train, val, paras = load_examples(Path(args.data))
     rng = random.Random(args.seed)
@@ -303,6 +327,7 @@ def prepare(args, tokenizer) -> tuple[dict, dict, list[Example], dict]:
     stats["train_windows"] = len(tok_train["input_ids"])
     stats["val_windows"] = len(tok_val["input_ids"])
     stats["prepare_s"] = round(time.time() - t0, 1)
+    stats["data_shape"] = shape
     log.info("data: %s", json.dumps(stats))
     bundle = (tok_train, tok_val, val_all, stats)
     if cache:
@@ -438,7 +463,10 @@ def train(args) -> dict:
     teachers, distill = _distillation(args, tokenizer, device, validate) if args.teachers else (None, None)
     weights = [args.wiki_weight if s.startswith("new_wiki") else 1.0 for s in tok_train["source"]]
     rng = random.Random(args.seed)
-    steps_per_epoch = math.ceil(sum(weights) / args.batch)
+    if args.passage_ranking:  # grouped batches are not all full: count them (on a copy of the generator)
+        steps_per_epoch = len(make_grouped_batches(tok_train, weights, args.batch, random.Random(args.seed)))
+    else:
+        steps_per_epoch = math.ceil(sum(weights) / args.batch)
     opt, sched = _optimizer(model, args, steps_per_epoch * args.epochs, device)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -608,7 +636,7 @@ def _step(run: _Run, args, idx, step: int, tok_train, teachers, device, amp, los
         context[:, 0] = False
         rank = passage_ranking_loss(o.start_logits.float(), o.end_logits.float(), s, e, context,
                                     [tok_train["passages_of"][i] for i in idx],
-                                    [tok_train["distractor"][i] for i in idx])
+                                    [tok_train["distractor"][i] for i in idx], args.max_answer_tokens)
         if rank is not None:
             loss = loss + args.passage_ranking * rank
             if step % 20 == 0:
