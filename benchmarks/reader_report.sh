@@ -6,6 +6,7 @@
 # seed report's questions and the hand-written list questions. Needs ../shared (or QA_SHARED_DIR). For reporting
 # only: nothing here chooses a reader or a setting.
 set -euo pipefail
+export TQDM_DISABLE=1  # no progress bars in the log
 tag=${1:?usage: reader_report.sh TAG [READER_DIR]}
 cd "$(dirname "$0")/.."
 shared=${QA_SHARED_DIR:-../shared}
