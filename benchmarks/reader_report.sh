@@ -6,7 +6,7 @@
 # seed report's questions and the hand-written list questions. Needs ../shared (or QA_SHARED_DIR). For reporting
 # only: nothing here chooses a reader or a setting.
 set -euo pipefail
-export TQDM_DISABLE=1  # no progress bars in the log
+
 tag=${1:?usage: reader_report.sh TAG [READER_DIR]}
 cd "$(dirname "$0")/.."
 shared=${QA_SHARED_DIR:-../shared}
@@ -15,11 +15,11 @@ qa=".venv/bin/qa"
 res=benchmarks/results
 seed_index=$(mktemp -d)
 trap 'rm -rf "$seed_index"' EXIT
-$qa eval "$shared/data/squad/dev-v2.0.json" --gold-context --json > "$res/squad-v2.0-gold-$tag.json"
-$qa eval "$shared/data/squad/dev-v1.1.json" --gold-context --threshold 0 --json > "$res/squad-v1.1-gold-all-$tag.json"
-$qa eval "$shared/data/squad/dev-v1.1.json" --limit 1000 --seed 0 --json > "$res/open-corpus-v1.1-seed0-$tag.json"
+$qa eval "$shared/data/squad/dev-v2.0.json" --gold-context --json --no-progress > "$res/squad-v2.0-gold-$tag.json"
+$qa eval "$shared/data/squad/dev-v1.1.json" --gold-context --threshold 0 --json --no-progress > "$res/squad-v1.1-gold-all-$tag.json"
+$qa eval "$shared/data/squad/dev-v1.1.json" --limit 1000 --seed 0 --json --no-progress > "$res/open-corpus-v1.1-seed0-$tag.json"
 $qa index seeds/ --index "$seed_index/seed" > /dev/null
-$qa eval tests/data/seed_questions.jsonl --index "$seed_index/seed" --json > "$res/seed-questions-$tag.json"
+$qa eval tests/data/seed_questions.jsonl --index "$seed_index/seed" --json --no-progress > "$res/seed-questions-$tag.json"
 QA_SHARED_DIR=$shared .venv/bin/python benchmarks/list_questions.py --out "$res/list-questions-$tag.json" > /dev/null
 .venv/bin/python - "$tag" <<'PY'
 import json, sys
