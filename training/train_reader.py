@@ -37,8 +37,8 @@ from qa.chunking import split_sentences  # noqa: E402
 from qa.reading.decoding import decode_window, merge_windows  # noqa: E402
 from qa.eval.metrics import exact_score, f1_score  # noqa: E402
 from reader_data import (Example, add_antonym_question_negatives, add_negated_question_negatives,  # noqa: E402
-                         add_removed_sentence_negatives, add_retrieved_negatives, add_swapped_question_negatives, load_examples,
-                         tokenize_windows_parallel)
+                         add_removed_sentence_negatives, add_retrieved_negatives, add_swapped_question_negatives,
+                         load_examples, tokenize_windows_parallel)
 
 log = logging.getLogger("train_reader")
 
@@ -632,8 +632,8 @@ def _step(run: _Run, args, idx, step: int, tok_train, teachers, device, amp, los
     le = torch.nn.functional.cross_entropy(o.end_logits.float(), e, label_smoothing=args.label_smoothing)
     loss = (ls + le) / 2
     if args.passage_ranking:
-        context = _distill_mask(tt.to(device), mask.to(device))
-        context[:, 0] = False
+        context = _distill_mask(tt.to(device), mask.to(device))  # [CLS] and the context tokens ...
+        context[:, 0] = False  # ... without [CLS]
         rank = passage_ranking_loss(o.start_logits.float(), o.end_logits.float(), s, e, context,
                                     [tok_train["passages_of"][i] for i in idx],
                                     [tok_train["distractor"][i] for i in idx], args.max_answer_tokens)
