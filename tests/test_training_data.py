@@ -153,9 +153,9 @@ def test_a_negated_question_puts_not_after_its_copula():
 
 
 def test_no_negated_question_where_negation_could_answer_it_or_would_not_read():
-    negative_ctx = "Ada Voss was the first mayor of Kell, not Lena Brandt."
-    for ctx in (negative_ctx, "Ada Voss was the first mayor of Kell; Brandt wasn't.",
-                "Ada Voss was the first mayor of Kell; Brandt failed to win.", "Ada Voss was the first mayor of Kell; Brandt cannot have been."):
+    first = "Ada Voss was the first mayor of Kell"
+    for ctx in (f"{first}, not Lena Brandt.", f"{first}; Brandt wasn't.", f"{first}; Brandt failed to win.",
+                f"{first}; Brandt cannot have been."):
         assert add_negated_question_negatives([_asked("Who was the first mayor of Kell?", "Ada Voss", ctx)],
                                               1.0, 0) == []
     ctx = "Ada Voss was the first mayor of Kell in 1901."
