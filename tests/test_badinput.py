@@ -105,15 +105,19 @@ def test_bad_question_is_refused_by_assistant_and_cli(kind, seed_assistant, seed
 
 
 @pytest.mark.parametrize("kind", sorted(ODD_QUESTIONS))
-def test_odd_question_gets_an_answer(kind, seed_assistant):
+def test_odd_question_gets_an_answer(kind, seed_assistant, monkeypatch):
     TALLY[f"question:{kind}"] += 1
     question = ODD_QUESTIONS[kind]
     answer = seed_assistant.ask(question)
     _check_answer(answer, seed_assistant.store, question)
     if kind == "sql-ish":
-        # buried in SQL, the question reads less surely: the reader may say "not found", never something else
+        # buried in SQL, the question reads less surely: the reader may say "not found", never something else ...
         assert answer.text in ("2012", None)
-    elif "Iraq pass its anti-trafficking law" in question:
+        # ... and the question reaches it whole: with every answer kept, its best answer is still the year
+        monkeypatch.setattr(seed_assistant, "settings", seed_assistant.settings.with_(not_found_threshold=0.0))
+        answer = seed_assistant.ask(question)
+        _check_answer(answer, seed_assistant.store, question)
+    if "Iraq pass its anti-trafficking law" in question:
         assert answer.text == "2012"
 
 

@@ -84,3 +84,9 @@ def test_adopt_writes_the_threshold_only_for_a_large_enough_held_out_gain(tmp_pa
     assert adopt(cfg, {**res, "held_out_gain": 0.5}, 0.5) is True
     assert json.loads(cfg.read_text()) == {"max_length": 384, "null_threshold": -6.7129}
     assert not (tmp_path / "reader_config.json.tmp").exists()
+    # with a training summary beside it, the summary says the threshold was recalibrated, from what to what
+    (tmp_path / "training_summary.json").write_text(json.dumps({"selected": "soup alpha=0.25"}))
+    assert adopt(cfg, {**res, "held_out_gain": 1.0, "threshold_all": -4.73046875}, 0.5) is True
+    s = json.loads((tmp_path / "training_summary.json").read_text())
+    assert s["selected"] == "soup alpha=0.25"
+    assert s["calibration"]["null_threshold_before"] == -6.7129 and s["calibration"]["null_threshold"] == -4.7305

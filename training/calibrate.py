@@ -110,15 +110,26 @@ def report(rows: list[tuple], halves: list[int], current: float) -> dict:
 
 def adopt(cfg_path: Path, res: dict, min_gain: float) -> bool:
     """The rule: write ``threshold_all`` into the reader's config (atomically) when the held-out gain is at least
-    ``min_gain``; whether it did."""
+    ``min_gain``, and note it in the ``training_summary.json`` beside it, if any; whether it did."""
     if res["held_out_gain"] < min_gain:
         return False
     cfg = json.loads(cfg_path.read_text())
-    cfg["null_threshold"] = round(res["threshold_all"], 4)
-    tmp = cfg_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(cfg, indent=2))
-    tmp.replace(cfg_path)
+    before, cfg["null_threshold"] = cfg["null_threshold"], round(res["threshold_all"], 4)
+    _write_json(cfg_path, cfg)
+    summary = cfg_path.parent / "training_summary.json"
+    if summary.exists():
+        s = json.loads(summary.read_text())
+        s["calibration"] = {"tool": "training/calibrate.py", "null_threshold_before": before,
+                            "null_threshold": cfg["null_threshold"], "held_out_gain": res["held_out_gain"],
+                            "set": res.get("set")}
+        _write_json(summary, s)
     return True
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(obj, indent=2))
+    tmp.replace(path)
 
 
 def main(argv=None) -> int:

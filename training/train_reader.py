@@ -236,7 +236,8 @@ def passage_ranking_loss(start_logits: torch.Tensor, end_logits: torch.Tensor, s
     score): for each window holding its question's answer, ``log(1 + sum exp(m_other - m_gold))`` over the batch's
     windows of that question's distractor passages, where ``m_gold`` is the gold span's margin and ``m_other`` the
     best margin among the other window's valid spans (start and end in the context, end not before start, at most
-    ``max_answer_tokens`` tokens), as serving's decoder would find it. None when the batch has no such pair.
+    ``max_answer_tokens`` tokens), as serving's decoder finds it before its span cleaning and answer choice. None when
+    the batch has no such pair.
     ``context``: bool mask of the context tokens (no [CLS], question, [SEP] or padding)."""
     null = start_logits[:, 0] + end_logits[:, 0]
     rows = torch.arange(len(starts), device=starts.device)
