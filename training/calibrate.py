@@ -37,12 +37,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reader_data import (Example, add_removed_sentence_negatives, add_retrieved_negatives,  # noqa: E402
-                         add_swapped_question_negatives, load_examples, tokenize_windows_parallel)
+                         add_swapped_question_negatives, load_examples, question_of, tokenize_windows_parallel)
 from train_reader import device_and_amp, score_rows  # noqa: E402
 
 log = logging.getLogger("calibrate")
 SOURCE = "new_wiki_v1.0"
-_SUFFIXES = ("/neg", "/cut", "/swap")
 
 
 def build_set(data_dir: Path, seed: int) -> tuple[list[Example], dict]:
@@ -61,11 +60,7 @@ def build_set(data_dir: Path, seed: int) -> tuple[list[Example], dict]:
 
 def half(qid: str) -> int:
     """0 or 1 from the question id, the same for a question and its negatives."""
-    for suf in _SUFFIXES:
-        if qid.endswith(suf):
-            qid = qid[: -len(suf)]
-            break
-    return int(hashlib.md5(qid.encode()).hexdigest(), 16) % 2
+    return int(hashlib.md5(question_of(qid).encode()).hexdigest(), 16) % 2
 
 
 def balanced(rows: list[tuple], t: float) -> dict:

@@ -39,6 +39,21 @@ class Example:
     synthetic: bool = False
 
 
+# the id suffix each negative generator appends: the same question on another passage (the most similar paragraph,
+# the paragraph with the answer's sentences cut out), or another question on the same passage (swapped, antonym,
+# negated)
+OTHER_PASSAGE_SUFFIXES = ("/neg", "/cut")
+OTHER_QUESTION_SUFFIXES = ("/swap", "/ant", "/not")
+
+
+def question_of(qid: str) -> str:
+    """The id of the question a negative was made from (the id itself for a question)."""
+    for suf in OTHER_PASSAGE_SUFFIXES + OTHER_QUESTION_SUFFIXES:
+        if qid.endswith(suf):
+            return qid[: -len(suf)]
+    return qid
+
+
 def _open(path: Path):
     if path.suffix == ".xz":
         return lzma.open(path, "rt", encoding="utf-8")

@@ -36,9 +36,10 @@ from qa.reading.answer_types import choose  # noqa: E402
 from qa.chunking import split_sentences  # noqa: E402
 from qa.reading.decoding import decode_window, merge_windows  # noqa: E402
 from qa.eval.metrics import exact_score, f1_score  # noqa: E402
-from reader_data import (Example, add_antonym_question_negatives, add_negated_question_negatives,  # noqa: E402
+from reader_data import (OTHER_PASSAGE_SUFFIXES, OTHER_QUESTION_SUFFIXES, Example,  # noqa: E402
+                         add_antonym_question_negatives, add_negated_question_negatives,
                          add_removed_sentence_negatives, add_retrieved_negatives, add_swapped_question_negatives,
-                         load_examples, tokenize_windows_parallel)
+                         load_examples, question_of, tokenize_windows_parallel)
 
 log = logging.getLogger("train_reader")
 
@@ -180,19 +181,10 @@ def make_batches(tok: dict, weights: list[float], batch: int, rng: random.Random
 
 
 # --- ranking across passages (--passage-ranking): a question's own passage against its other passages ---
-# the negatives that are other passages for the same question: the most similar paragraph of the article, and the
-# question's own paragraph with the answer's sentences cut out (the swapped, antonym and negated negatives change the
-# question instead, so they are not the same question's passages)
-DISTRACTOR_SUFFIXES = ("/neg", "/cut")
-
-
 def passage_group(qid: str) -> str | None:
     """The question whose passages ``qid``'s windows are compared with: its own id for a question and its distractor
-    passages, None for a negative that changes the question."""
-    for suf in DISTRACTOR_SUFFIXES:
-        if qid.endswith(suf):
-            return qid[: -len(suf)]
-    return None if qid.endswith(("/swap", "/ant", "/not")) else qid
+    passages (``OTHER_PASSAGE_SUFFIXES``), None for a negative that changes the question."""
+    return None if qid.endswith(OTHER_QUESTION_SUFFIXES) else question_of(qid)
 
 
 def make_grouped_batches(tok: dict, weights: list[float], batch: int, rng: random.Random) -> list[list[int]]:
@@ -273,7 +265,7 @@ _DATA_SHAPE = ("seed", "neg_fraction", "removed_negatives", "swapped_negatives",
 
 def prepare(args, tokenizer) -> tuple[dict, dict, list[Example], dict]:
     cache = Path(args.cache) if args.cache else None
-    shape = {k: getattr(args, k, 0.0) for k in _DATA_SHAPE}
+    shape = {k: getattr(args, k) for k in _DATA_SHAPE}
     if cache and cache.exists():
         log.info("loading tokenised data from %s", cache)
         bundle = torch.load(cache, weights_only=False)
@@ -293,37 +285,29 @@ def prepare(args, tokenizer) -> tuple[dict, dict, list[Example], dict]:
         val = rng.sample(val, args.max_val_examples)
     train_neg = add_retrieved_negatives(train, paras, args.neg_fraction, args.seed)
     val_neg = add_retrieved_negatives(val, paras, args.neg_fraction, args.seed + 1)
-    train_cut = add_removed_sentence_negatives(train, args.removed_negatives, args.seed + 2)
-    val_cut = add_removed_sentence_negatives(val, args.removed_negatives, args.seed + 3)
-    train_swap = add_swapped_question_negatives(train, args.swapped_negatives, args.seed + 4)
-    val_swap = add_swapped_question_negatives(val, args.swapped_negatives, args.seed + 5)
-    antonyms = getattr(args, "antonym_negatives", 0.0)
-    train_ant = add_antonym_question_negatives(train, antonyms, args.seed + 6)
-    val_ant = add_antonym_question_negatives(val, antonyms, args.seed + 7)
-    negated = getattr(args, "negated_negatives", 0.0)
-    train_not = add_negated_question_negatives(train, negated, args.seed + 8)
-    val_not = add_negated_question_negatives(val, negated, args.seed + 9)
-    train_all = train + train_neg + train_cut + train_swap + train_ant + train_not
-    val_all = val + val_neg + val_cut + val_swap + val_ant + val_not
+    train_all, val_all = train + train_neg, val + val_neg
     stats = {
         "train_examples": len(train), "train_retrieved_negatives": len(train_neg),
         "train_unanswerable_native": sum(1 for e in train if not e.answers),
         "val_examples": len(val), "val_retrieved_negatives": len(val_neg),
-        **({"train_removed_sentence_negatives": len(train_cut), "val_removed_sentence_negatives": len(val_cut)}
-           if args.removed_negatives else {}),
-        **({"train_swapped_question_negatives": len(train_swap), "val_swapped_question_negatives": len(val_swap)}
-           if args.swapped_negatives else {}),
-        **({"train_antonym_question_negatives": len(train_ant), "val_antonym_question_negatives": len(val_ant)}
-           if antonyms else {}),
-        **({"train_negated_question_negatives": len(train_not), "val_negated_question_negatives": len(val_not)}
-           if negated else {}),
-        "train_by_source": dict(Counter(e.source for e in train)),
     }
+    # the negatives made on the question's own paragraph: (stats name, generator, fraction), seeds 2-9 in this order
+    for k, (name, make, fraction) in enumerate((
+            ("removed_sentence", add_removed_sentence_negatives, args.removed_negatives),
+            ("swapped_question", add_swapped_question_negatives, args.swapped_negatives),
+            ("antonym_question", add_antonym_question_negatives, args.antonym_negatives),
+            ("negated_question", add_negated_question_negatives, args.negated_negatives))):
+        made_train = make(train, fraction, args.seed + 2 + 2 * k)
+        made_val = make(val, fraction, args.seed + 3 + 2 * k)
+        train_all, val_all = train_all + made_train, val_all + made_val
+        if fraction:
+            stats[f"train_{name}_negatives"], stats[f"val_{name}_negatives"] = len(made_train), len(made_val)
+    stats["train_by_source"] = dict(Counter(e.source for e in train))
     workers = args.workers or min(16, os.cpu_count() or 1)
     tok_train = tokenize_windows_parallel(tokenizer, train_all, args.max_len, args.stride, True, args.seed, workers)
     tok_train["source"] = [train_all[i].source for i in tok_train["example"]]
     tok_train["passages_of"] = [passage_group(train_all[i].qid) for i in tok_train["example"]]
-    tok_train["distractor"] = [train_all[i].qid.endswith(DISTRACTOR_SUFFIXES) for i in tok_train["example"]]
+    tok_train["distractor"] = [train_all[i].qid.endswith(OTHER_PASSAGE_SUFFIXES) for i in tok_train["example"]]
     tok_val = tokenize_windows_parallel(tokenizer, val_all, args.max_len, args.stride, False, args.seed, workers)
     stats["train_windows"] = len(tok_train["input_ids"])
     stats["val_windows"] = len(tok_val["input_ids"])
