@@ -118,6 +118,26 @@ def test_a_list_member_answer_to_a_kindless_question_grows_only_with_the_members
     assert text[start:end] == "corruption, lack of resources, and ongoing security challenges"
 
 
+
+def test_the_near_rule_grows_a_member_only_when_the_reader_scored_the_whole_list_near_the_best():
+    text = SEED_TEXT
+    i = text.index("corruption")
+    whole = "corruption, lack of resources, and ongoing security challenges"
+    q = "What has hindered the government's efforts against human trafficking?"
+    sents = split_sentences(text)
+    member = Candidate(5.0, i, i + len("corruption"))
+    for list_score, gap, grows in [(3.5, 2, True), (2.5, 2, False), (2.5, 4, True), (None, 4, False)]:
+        cands = [member] + ([Candidate(list_score, i, i + len(whole))] if list_score is not None else [])
+        score, start, end = choose(q, text, cands, sents, lists=f"near:{gap}")
+        assert text[start:end] == (whole if grows else "corruption"), (list_score, gap)
+        assert score == 5.0  # the answer keeps the best candidate's confidence
+    # a question that asks for one thing never grows, however the list is scored
+    one_thing = "What is the main obstacle to the government's efforts against human trafficking?"
+    _, start, end = choose(one_thing, text, [member, Candidate(4.9, i, i + len(whole))], sents, lists="near:4")
+    assert text[start:end] == "corruption"
+    with pytest.raises(ValueError):
+        choose(q, text, [member], sents, lists="near")
+
 @pytest.mark.slow
 def test_seed_list_questions_answered_whole(seed_assistant):
     """The hand-written list questions on the seed report, with the shipped rules: the misses are recorded, so

@@ -16,6 +16,7 @@ them too).
 """
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -327,7 +328,8 @@ def choose(question: str, text: str, candidates: Sequence, sentences: Sequence[t
     for "which ministry" the right kind is a name with "ministry" in it when any candidate has one. The answer
     becomes the whole coordinated list around it when the question asks for several things, or (with ``lists`` =
     "members") when the answer is one member of a list and the question does not ask for one thing ("which
-    ministry", "what is").
+    ministry", "what is"), or (with ``lists`` = "near:D") in that case only when the reader scored the whole list
+    among ``candidates`` within D of the best candidate.
     """
     if not candidates:
         return None
@@ -344,19 +346,45 @@ def choose(question: str, text: str, candidates: Sequence, sentences: Sequence[t
     score = best.score - (0.0 if right_kind(best) else penalty)
     start, end = best.start, best.end
     plural = asks_for_list(question)
-    if plural or (lists == "members" and not _singular(question)):
-        sent = next(((a, b) for a, b in sentences if a <= start and end <= b), None)
-        found = list_span(text, start, end, sent) if sent else None
-        if found is None and sent:  # a list with the verb after it ("men, women, and children subjected to ...")
-            first = re.match(r"\S+", text[start:end])
-            head = list_span(text, start, start + first.end(), sent) if first else None
-            tail = re.match(r"\s+(\S+)", text[head.end:end]) if head and head.start == start and head.end < end else None
-            found = head if tail and _participle(tail.group(1).lower()) else None
+    gap = _list_gap(lists)
+    if plural or (gap is not None and not _singular(question)):
+        found = _list_around(text, start, end, sentences)
+        if found is not None and not plural and gap != math.inf and not any(
+                (c.start, c.end) == (found.start, found.end) and c.score >= best.score - gap for c in candidates):
+            found = None  # the reader itself does not rate the whole list as an answer
         if found is not None:
             start, end = found.start, found.end
     elif noun:
         start, end = _narrow_to_name(noun, text, start, end)
     return score, start, end
+
+
+def _list_gap(lists: str) -> float | None:
+    """How far below the best candidate the whole list may score and still be the answer of a kind-less question:
+    None for "plural" (list questions only), infinity for "members", D for "near:D"."""
+    if lists == "plural":
+        return None
+    if lists == "members":
+        return math.inf
+    m = re.fullmatch(r"near:(\d+(?:\.\d+)?)", lists)
+    if not m:
+        raise ValueError(f"lists must be 'plural', 'members' or 'near:D', not {lists!r}")
+    return float(m.group(1))
+
+
+def _list_around(text: str, start: int, end: int, sentences: Sequence[tuple[int, int]]) -> ListSpan | None:
+    """The coordinated list in its sentence that ``text[start:end]`` is a member of, or opens when a verb follows the
+    list inside the span ("men, women, and children subjected to ...")."""
+    sent = next(((a, b) for a, b in sentences if a <= start and end <= b), None)
+    if sent is None:
+        return None
+    found = list_span(text, start, end, sent)
+    if found is None:
+        first = re.match(r"\S+", text[start:end])
+        head = list_span(text, start, start + first.end(), sent) if first else None
+        tail = re.match(r"\s+(\S+)", text[head.end:end]) if head and head.start == start and head.end < end else None
+        found = head if tail and _participle(tail.group(1).lower()) else None
+    return found
 
 
 def _names(noun: str, span: str) -> bool:
