@@ -66,12 +66,16 @@ def main(argv=None) -> int:
     p.add_argument("--squad", default="../shared/data/squad/dev-v1.1.json")
     p.add_argument("--limit", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threshold", type=float, default=None,
+                   help="the not-found confidence threshold (default: the reader's); 0 answers every question, so "
+                        "that readers with different thresholds are compared on how they rank passages alone")
     a = p.parse_args(argv)
     qs = load_questions(a.squad)
     s = corpus_index(qs, Settings(), progress=None)
     qs = sample(qs, a.limit, a.seed)
     assistant = Assistant.open(s.index_dir, settings=s)
-    threshold, documents = assistant.threshold, assistant.store.documents
+    threshold = assistant.threshold if a.threshold is None else a.threshold
+    documents = assistant.store.documents
     data = []
     for n, q in enumerate(qs.questions):
         hits = assistant.retrieve(q.question, READ)
@@ -82,7 +86,7 @@ def main(argv=None) -> int:
     # the shipped rule through the shipped code, as a check that this study scores what `qa ask` does
     shipped = []
     for q, _ in data[:50]:
-        shipped.append(assistant.ask(q.question).text)
+        shipped.append(assistant.ask(q.question, threshold=threshold).text)
     out = {"questions": len(data), "seed": a.seed, "threshold": threshold, "rules": {}}
     agree = sum(1 for (q, reads), t in zip(data[:50], shipped)
                 if rule_pick(reads, s.k, "margin", s.retrieval_weight, threshold, documents) == t)
