@@ -5,7 +5,7 @@
 
 All the set's paragraphs are indexed (SQuAD v1.1 dev: 2,067; benchmarks/tuning_set.py's set: 1,581; the cached
 index `qa eval` builds). For each question the top 10 passages are retrieved and read once; every ranking rule
-is then scored on the same reads, so the rules differ only in how they pick the answer. A rule's answer below the shipped not-found threshold counts as no answer (EM 0).
+is then scored on the same reads, so the rules differ only in how they pick the answer. A rule's answer below the shipped not-found threshold (or ``--threshold``) counts as no answer (EM 0).
 Prints one JSON object. ``shipped_rule_reproduced`` compares the study's pick for the shipped rule with
 ``Assistant.ask`` on 50 questions: they can differ where two spans tie to bf16 rounding, because the study reads 10
 passages in one batch and ``ask`` reads 5 (e.g. "an enzyme" 20.58 vs "an enzyme called rubisco" 20.59).

@@ -14,7 +14,7 @@ from qa.eval.metrics import exact_score
 SEED_TEXT = (SEEDS / "iraq-trafficking-networks.txt").read_text(encoding="utf-8")
 
 
-def _list_around(word: str, text: str = SEED_TEXT) -> str | None:
+def _list_of(word: str, text: str = SEED_TEXT) -> str | None:
     i = text.index(word)
     sentence = next((a, b) for a, b in split_sentences(text) if a <= i < b)
     found = list_span(text, i, i + len(word), sentence)
@@ -73,12 +73,12 @@ def test_fits(kind, text, ok):
     ("men, women, and children", "men, women, and children"),  # "subjected to ..." after it is not a member
 ])
 def test_a_member_gives_the_whole_list(member, whole):
-    assert _list_around(member) == whole
+    assert _list_of(member) == whole
 
 
 @pytest.mark.parametrize("span", ["2012", "the Iraqi National Intelligence Service", "Saturday"])
 def test_a_span_in_no_list_is_left_alone(span):
-    assert _list_around(span) is None
+    assert _list_of(span) is None
 
 
 def test_a_right_kind_candidate_of_near_score_wins():
@@ -128,7 +128,7 @@ def test_the_near_rule_grows_a_member_only_when_the_reader_scored_the_whole_list
     q = "What has hindered the government's efforts against human trafficking?"
     sents = split_sentences(text)
     member = Candidate(5.0, i, i + len("corruption"))
-    for list_score, gap, grows in [(3.5, 2, True), (2.5, 2, False), (2.5, 4, True), (None, 4, False)]:
+    for list_score, gap, grows in [(3.5, 2, True), (3.0, 2, True), (2.5, 2, False), (2.5, 4, True), (None, 4, False)]:
         cands = [member] + ([Candidate(list_score, i, i + len(whole))] if list_score is not None else [])
         score, start, end = choose(q, text, cands, sents, lists=f"near:{gap}")
         assert text[start:end] == (whole if grows else "corruption"), (list_score, gap)
@@ -137,6 +137,20 @@ def test_the_near_rule_grows_a_member_only_when_the_reader_scored_the_whole_list
     one_thing = "What is the main obstacle to the government's efforts against human trafficking?"
     _, start, end = choose(one_thing, text, [member, Candidate(4.9, i, i + len(whole))], sents, lists="near:4")
     assert text[start:end] == "corruption"
+    # the gap is counted from the reader's own best candidate, before the type check moves the answer: here the
+    # check picks "Alice" (7.0) over "three analysts" (8.0, not a name); the list (5.5) is within 2 of "Alice" but
+    # not of the reader's best
+    team = "The report was written by Alice, Bob and Carol, three analysts."
+    who = "Who wrote the report?"
+    cands = [Candidate(8.0, team.index("three"), team.index(".")), Candidate(7.0, team.index("Alice"), team.index(",")),
+             Candidate(5.5, team.index("Alice"), team.index(", three"))]
+    for gap, want in [(2, "Alice"), (4, "Alice, Bob and Carol")]:
+        _, start, end = choose(who, team, cands, split_sentences(team), penalty=2.0, lists=f"near:{gap}")
+        assert team[start:end] == want, gap
+    # a list question grows without the gate, whatever the reader scored
+    plural_q = "Which analysts wrote the report?"
+    _, start, end = choose(plural_q, team, cands[1:2], split_sentences(team), lists="near:1")
+    assert team[start:end] == "Alice, Bob and Carol"
     with pytest.raises(ValueError):
         choose(q, text, [member], sents, lists="near")
 

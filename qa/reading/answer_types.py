@@ -353,8 +353,9 @@ def choose(question: str, text: str, candidates: Sequence, sentences: Sequence[t
     gap = _list_gap(lists)
     if plural or (gap is not None and not _singular(question)):
         found = _list_around(text, start, end, sentences)
+        top = max(c.score for c in candidates)  # the reader's own best, before the type check
         if found is not None and not plural and gap != math.inf and not any(
-                (c.start, c.end) == (found.start, found.end) and c.score >= best.score - gap for c in candidates):
+                (c.start, c.end) == (found.start, found.end) and c.score >= top - gap for c in candidates):
             found = None  # the reader itself does not rate the whole list as an answer
         if found is not None:
             start, end = found.start, found.end
