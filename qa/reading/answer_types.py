@@ -353,11 +353,7 @@ def choose(question: str, text: str, candidates: Sequence, sentences: Sequence[t
     gap = _list_gap(lists)
     if plural or (gap is not None and not _singular(question)):
         found = _list_around(text, start, end, sentences)
-        top = max(c.score for c in candidates)  # the reader's own best, before the type check
-        if found is not None and not plural and gap != math.inf and not any(
-                (c.start, c.end) == (found.start, found.end) and c.score >= top - gap for c in candidates):
-            found = None  # the reader itself does not rate the whole list as an answer
-        if found is not None:
+        if found is not None and (plural or _rated_near_best(found, candidates, gap)):
             start, end = found.start, found.end
     elif noun:
         start, end = _narrow_to_name(noun, text, start, end)
@@ -375,6 +371,15 @@ def _list_gap(lists: str) -> float | None:
     if not m:
         raise ValueError(f"lists must be 'plural', 'members' or 'near:D', not {lists!r}")
     return float(m.group(1))
+
+
+def _rated_near_best(found: ListSpan, candidates: Sequence, gap: float) -> bool:
+    """Whether the reader itself scored the whole list ``found`` among ``candidates`` within ``gap`` of its own best
+    candidate (before the type check); always, for the unbounded gap of "members"."""
+    if gap == math.inf:
+        return True
+    top = max(c.score for c in candidates)
+    return any((c.start, c.end) == (found.start, found.end) and c.score >= top - gap for c in candidates)
 
 
 def _list_around(text: str, start: int, end: int, sentences: Sequence[tuple[int, int]]) -> ListSpan | None:
