@@ -541,6 +541,11 @@ class _Run:
         self.prev_state = None  # the last finished epoch, for the average of the last two
         self.epoch_rng = None  # the state the epoch's batches were drawn from: a resume redraws the same
         self.last_save = 0.0
+        # the epoch's loss sums and the seconds it ran before this process: checkpointed, so that the epoch's logged
+        # loss and time cover every segment of a resumed epoch (None: start afresh)
+        self.losses: dict | None = None
+        self.epoch_s_before = 0.0
+        self.segment_start = 0.0
 
     def resume(self) -> None:
         st = torch.load(self.ckpt, weights_only=False, map_location="cpu")
@@ -549,12 +554,21 @@ class _Run:
         self.start_epoch, self.start_step, self.history, self.best = st["epoch"], st["step"], st["history"], st["best"]
         self.prev_state = st.get("prev_state")
         self.rng.setstate(st["rng"])
+        self.losses, self.epoch_s_before = st.get("losses"), st.get("epoch_s", 0.0)
+        if self.losses is None and self.start_step:
+            log.warning("%s predates checkpointed loss sums: epoch %d's logged loss covers only the steps from %d",
+                        self.ckpt, self.start_epoch + 1, self.start_step)
         log.info("resumed from %s at epoch %d step %d", self.ckpt, self.start_epoch, self.start_step)
+
+    def epoch_seconds(self) -> float:
+        """Seconds the current epoch has run, over every process that ran it."""
+        return self.epoch_s_before + time.time() - self.segment_start
 
     def save_checkpoint(self, epoch: int, step: int) -> None:  # atomic: a kill mid-write leaves the previous one
         torch.save({"model": self.model.state_dict(), "opt": self.opt.state_dict(), "sched": self.sched.state_dict(),
                     "epoch": epoch, "step": step, "history": self.history, "best": self.best,
-                    "rng": self.epoch_rng, "prev_state": self.prev_state},
+                    "rng": self.epoch_rng, "prev_state": self.prev_state, "losses": self.losses,
+                    "epoch_s": self.epoch_seconds()},
                    self.ckpt.with_suffix(".tmp"))
         os.replace(self.ckpt.with_suffix(".tmp"), self.ckpt)
 
@@ -570,15 +584,17 @@ def _train_epochs(run: _Run, args, tok_train, weights, teachers, device, amp, va
                                                                                      run.rng)
         if args.max_steps:
             batches = batches[: args.max_steps]
-        t_ep = time.time()
+        run.segment_start = time.time()
         first = run.start_step if epoch == run.start_epoch else 0
+        if not first or run.losses is None:  # a new epoch, or a checkpoint without them
+            run.losses, run.epoch_s_before = {"loss": 0.0, "n": 0, "ce": 0.0, "kl": 0.0}, 0.0
         stopped, step, losses = _train_steps(run, args, epoch, batches, first, tok_train, teachers, device, amp,
                                              deadline, t_start)
         if stopped and args.pause_at_budget:  # keep the checkpoint: the same command resumes from it
             run.save_checkpoint(epoch, step + 1)
             log.warning("paused; run the same command again to resume from %s", run.ckpt)
             return {"paused": True, "epoch": epoch + 1, "step": step + 1}
-        _end_epoch(run, args, epoch, losses, t_ep, teachers is not None, validate)
+        _end_epoch(run, args, epoch, losses, run.epoch_seconds(), teachers is not None, validate)
         run.start_step = 0
         if stopped:
             break
@@ -588,8 +604,8 @@ def _train_epochs(run: _Run, args, tok_train, weights, teachers, device, amp, va
 def _train_steps(run: _Run, args, epoch: int, batches, first: int, tok_train, teachers, device, amp,
                  deadline: float, t_start: float) -> tuple[bool, int, dict]:
     """One epoch's steps from ``first``, with checkpoints when due; (stopped at the time budget, the last step, the
-    loss sums over every 20th step)."""
-    losses = {"loss": 0.0, "n": 0, "ce": 0.0, "kl": 0.0}
+    loss sums over every 20th step, kept in ``run.losses`` since the epoch began)."""
+    losses = run.losses
     step = first
     for step in range(first, len(batches)):
         _step(run, args, batches[step], step, tok_train, teachers, device, amp, losses)
@@ -647,12 +663,12 @@ def _step(run: _Run, args, idx, step: int, tok_train, teachers, device, amp, los
     losses["n"] += 1 if step % 20 == 0 else 0
 
 
-def _end_epoch(run: _Run, args, epoch: int, losses: dict, t_ep: float, distilling: bool, validate) -> None:
+def _end_epoch(run: _Run, args, epoch: int, losses: dict, epoch_s: float, distilling: bool, validate) -> None:
     """Validate the epoch, keep the best so far, and try the average of the last two epochs."""
     metrics = validate(run.model)
     score = selection_score(metrics)
     n_loss = losses["n"]
-    entry = {"epoch": epoch + 1, "loss": losses["loss"] / max(1, n_loss), "epoch_s": round(time.time() - t_ep, 1),
+    entry = {"epoch": epoch + 1, "loss": losses["loss"] / max(1, n_loss), "epoch_s": round(epoch_s, 1),
              "selection_score": score, **metrics}
     if losses.get("rank_n"):  # --passage-ranking: its term's mean over the every-20th steps that had a pair
         entry = {"epoch": entry.pop("epoch"), "loss": entry.pop("loss"),
