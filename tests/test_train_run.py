@@ -4,6 +4,7 @@ import json
 import sys
 
 import pytest
+import torch
 
 from conftest import ROOT
 
@@ -48,7 +49,7 @@ def _argv(tmp_path, out: str, *extra: str) -> list[str]:
             "--seed", "7", "--workers", "1", *extra]
 
 
-def test_a_run_paused_after_every_step_logs_the_loss_of_the_whole_epoch(tmp_path):
+def test_a_run_paused_after_every_step_logs_the_loss_of_the_whole_epoch(tmp_path, caplog):
     _data(tmp_path / "data")
     assert main(_argv(tmp_path, "straight")) == 0
     straight = json.loads((tmp_path / "straight" / "training_summary.json").read_text())
@@ -71,3 +72,15 @@ def test_a_run_paused_after_every_step_logs_the_loss_of_the_whole_epoch(tmp_path
     # reader already ranks its own passage first by the margin, so the term itself may be 0)
     assert ep_paused["passage_ranking"] == pytest.approx(ep_straight["passage_ranking"], rel=1e-6)
     assert ep_paused["epoch_s"] > 0
+
+    # a checkpoint from before the sums were checkpointed still resumes: the sums start afresh there, with a warning
+    budget = ("--time-budget", "1e-9", "--pause-at-budget")
+    assert main(_argv(tmp_path, "old", *budget)) == 0  # step 0, paused at step 1
+    ckpt = tmp_path / "old" / "checkpoint.pt"
+    st = torch.load(ckpt, weights_only=False)
+    del st["losses"], st["epoch_s"]
+    torch.save(st, ckpt)
+    assert main(_argv(tmp_path, "old")) == 0
+    assert "predates checkpointed loss sums" in caplog.text
+    old = json.loads((tmp_path / "old" / "training_summary.json").read_text())["history"][0]
+    assert old["loss"] == 0.0 and "passage_ranking" not in old  # steps 1-2 only: none of them is an every-20th step
