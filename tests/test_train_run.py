@@ -1,5 +1,6 @@
-"""training/train_reader.py from start to finish on a tiny data set, with --passage-ranking: once straight through
-and once paused after every step and resumed with the same command, as the CPU runs are."""
+"""training/train_reader.py from start to finish on a tiny data set, with --passage-ranking: straight through, paused
+after every step and resumed with the same command (as the CPU runs are), and resumed from a checkpoint written
+before the loss sums were checkpointed."""
 import json
 import sys
 

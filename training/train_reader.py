@@ -588,13 +588,13 @@ def _train_epochs(run: _Run, args, tok_train, weights, teachers, device, amp, va
         first = run.start_step if epoch == run.start_epoch else 0
         if not first or run.losses is None:  # a new epoch, or a checkpoint without them
             run.losses, run.epoch_s_before = {"loss": 0.0, "n": 0, "ce": 0.0, "kl": 0.0}, 0.0
-        stopped, step, losses = _train_steps(run, args, epoch, batches, first, tok_train, teachers, device, amp,
-                                             deadline, t_start)
+        stopped, step = _train_steps(run, args, epoch, batches, first, tok_train, teachers, device, amp, deadline,
+                                     t_start)
         if stopped and args.pause_at_budget:  # keep the checkpoint: the same command resumes from it
             run.save_checkpoint(epoch, step + 1)
             log.warning("paused; run the same command again to resume from %s", run.ckpt)
             return {"paused": True, "epoch": epoch + 1, "step": step + 1}
-        _end_epoch(run, args, epoch, losses, run.epoch_seconds(), teachers is not None, validate)
+        _end_epoch(run, args, epoch, run.epoch_seconds(), teachers is not None, validate)
         run.start_step = 0
         if stopped:
             break
@@ -602,13 +602,12 @@ def _train_epochs(run: _Run, args, tok_train, weights, teachers, device, amp, va
 
 
 def _train_steps(run: _Run, args, epoch: int, batches, first: int, tok_train, teachers, device, amp,
-                 deadline: float, t_start: float) -> tuple[bool, int, dict]:
-    """One epoch's steps from ``first``, with checkpoints when due; (stopped at the time budget, the last step, the
-    loss sums over every 20th step, kept in ``run.losses`` since the epoch began)."""
-    losses = run.losses
+                 deadline: float, t_start: float) -> tuple[bool, int]:
+    """One epoch's steps from ``first``, with checkpoints when due, adding to the epoch's loss sums in
+    ``run.losses``; (stopped at the time budget, the last step)."""
     step = first
     for step in range(first, len(batches)):
-        _step(run, args, batches[step], step, tok_train, teachers, device, amp, losses)
+        _step(run, args, batches[step], step, tok_train, teachers, device, amp, run.losses)
         due = args.checkpoint_minutes and time.time() - run.last_save > 60 * args.checkpoint_minutes
         if due or (args.checkpoint_every and (step + 1) % args.checkpoint_every == 0):
             run.save_checkpoint(epoch, step + 1)
@@ -617,8 +616,8 @@ def _train_steps(run: _Run, args, epoch: int, batches, first: int, tok_train, te
                      time.time() - t_start)
         if time.time() > deadline:
             log.warning("time budget reached in epoch %d at step %d/%d", epoch + 1, step + 1, len(batches))
-            return True, step, losses
-    return False, step, losses
+            return True, step
+    return False, step
 
 
 def _step(run: _Run, args, idx, step: int, tok_train, teachers, device, amp, losses: dict) -> None:
@@ -663,8 +662,9 @@ def _step(run: _Run, args, idx, step: int, tok_train, teachers, device, amp, los
     losses["n"] += 1 if step % 20 == 0 else 0
 
 
-def _end_epoch(run: _Run, args, epoch: int, losses: dict, epoch_s: float, distilling: bool, validate) -> None:
+def _end_epoch(run: _Run, args, epoch: int, epoch_s: float, distilling: bool, validate) -> None:
     """Validate the epoch, keep the best so far, and try the average of the last two epochs."""
+    losses = run.losses
     metrics = validate(run.model)
     score = selection_score(metrics)
     n_loss = losses["n"]
