@@ -18,6 +18,7 @@ if not (READER / "model.safetensors").exists():
 from reader_data import _is_val  # noqa: E402
 from train_reader import main  # noqa: E402
 
+PAUSE_AFTER_EACH_STEP = ("--time-budget", "1e-9", "--pause-at-budget")  # a budget of ~0 s: one step a call
 _SYL = ["ar", "bel", "cor", "dun", "es", "fal", "gor", "hal", "is", "jor", "kel", "lun"]
 
 
@@ -59,10 +60,10 @@ def test_a_run_paused_after_every_step_logs_the_loss_of_the_whole_epoch(tmp_path
     assert straight["recipe"]["passage_ranking"] == 0.5
 
     calls = 0
-    while not (tmp_path / "paused" / "model.safetensors").exists():  # a budget of ~0 s: one step a call
+    while not (tmp_path / "paused" / "model.safetensors").exists():
         calls += 1
         assert calls <= 5, "the paused run never finished"
-        assert main(_argv(tmp_path, "paused", "--time-budget", "1e-9", "--pause-at-budget")) == 0
+        assert main(_argv(tmp_path, "paused", *PAUSE_AFTER_EACH_STEP)) == 0
     assert calls == 4  # steps 0, 1, 2 paused after each, then the epoch's end
     paused = json.loads((tmp_path / "paused" / "training_summary.json").read_text())
     ep_straight, ep_paused = straight["history"][0], paused["history"][0]
@@ -75,8 +76,7 @@ def test_a_run_paused_after_every_step_logs_the_loss_of_the_whole_epoch(tmp_path
     assert ep_paused["epoch_s"] > 0
 
     # a checkpoint from before the sums were checkpointed still resumes: the sums start afresh there, with a warning
-    budget = ("--time-budget", "1e-9", "--pause-at-budget")
-    assert main(_argv(tmp_path, "old", *budget)) == 0  # step 0, paused at step 1
+    assert main(_argv(tmp_path, "old", *PAUSE_AFTER_EACH_STEP)) == 0  # step 0, paused at step 1
     ckpt = tmp_path / "old" / "checkpoint.pt"
     st = torch.load(ckpt, weights_only=False)
     del st["losses"], st["epoch_s"]
