@@ -8,7 +8,7 @@ import pytest
 from conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "training"))
-from calibrate import adopt, balanced, best_threshold, half, report  # noqa: E402
+from calibrate import adopt, balanced, best_threshold, build_set, half, kind_of, report  # noqa: E402
 
 
 def _row(diff: float, f1: float | None) -> tuple:
@@ -25,6 +25,30 @@ def test_balanced_weighs_the_two_halves_the_same_whatever_their_counts():
     # a row with diff == t is withheld (serving would keep it; thresholds are chosen between scores, never on one)
     assert balanced(rows, -1.0)["W"] == 50.0
     assert balanced(rows, math.inf)["U"] == 0.0
+
+
+def test_each_kind_of_negative_can_weigh_the_same_whatever_its_count():
+    rows = [_row(-3.0, 0.4)] + [_row(0.0, None)] * 6 + [_row(-4.0, None)] * 2
+    kinds = [""] + ["neg"] * 6 + ["ant"] * 2
+    # pooled: 6 of 8 negatives abstain at t = -2; by kind: all 6 "neg" (100) and neither "ant" (0), mean 50
+    assert balanced(rows, -2.0) == {"W": 40.0, "U": 75.0, "B": 57.5}
+    assert balanced(rows, -2.0, kinds) == {"W": 40.0, "U": 50.0, "B": 45.0}
+    # so the rare hard kind moves the threshold: pooled, answering is worth it (57.5 > 50); by kind it is not
+    assert best_threshold(rows) == -1.5
+    assert best_threshold(rows, kinds) == -5.0
+    halves = [0] * len(rows) + [1] * len(rows)  # the same rows in both halves
+    r = report(rows + rows, halves, current=-2.0, kinds=kinds + kinds)
+    assert r["threshold_all"] == -5.0 and r["held_out_gain"] == 5.0  # B 50 at -5 against 45 at -2
+    assert r["unanswered_by_kind"] == {"ant": {"threshold_all": 100.0, "current": 0.0},
+                                       "neg": {"threshold_all": 100.0, "current": 100.0}}
+    assert "unanswered_by_kind" not in report(rows + rows, halves, current=-2.0)
+
+
+def test_a_negative_s_kind_is_read_from_its_id():
+    assert [kind_of(f"new_wiki_v1.0/57{s}") for s in ("", "/neg", "/cut", "/swap", "/ant", "/not")] == [
+        "", "neg", "cut", "swap", "ant", "not"]
+    with pytest.raises(ValueError, match="unknown calibration set"):
+        build_set(ROOT, 0, "five-pooled")
 
 
 def test_a_row_without_a_span_is_never_answered():
