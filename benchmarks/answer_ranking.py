@@ -30,35 +30,79 @@ from qa.settings import Settings  # noqa: E402
 READ = 10
 
 
-def rule_pick(reads, k: int, rule: str, w: float, threshold: float, documents) -> str | None:
+SCALINGS = ("ratio", "minmax", "rank")
+
+
+def retrieval_scale(reads, scaling: str) -> list[float]:
+    """Each read passage's retrieval score on [0, 1], best passage 1.
+
+    "ratio" is the shipped scaling (score / top score); "minmax" stretches the passages read over [0, 1]; "rank"
+    ignores the scores and counts down by retrieval rank (1 - rank / passages read).
+    """
+    scores = [h.score for h, _ in reads]
+    if not scores:
+        return []
+    top, low = max(scores), min(scores)
+    if scaling == "ratio":
+        return [s / top if top > 0 else 0.0 for s in scores]
+    if scaling == "minmax":
+        return [(s - low) / (top - low) if top > low else 1.0 for s in scores]
+    return [1 - r / len(scores) for r in range(len(scores))]
+
+
+def rule_pick(reads, k: int, rule: str, w: float, threshold: float, documents, scaling: str = "ratio") -> str | None:
     """(answer text or None) for one question's reads [(hit, span or None)] under a rule.
 
-    "margin" is the shipped rule, run through the shipped code (``qa.assistant._compose_answer``); "product" (the
-    rule shipped before) and "vote" (margins summed over passages that agree) are the alternatives it was chosen over.
-    As in the shipped code, only spans at or above the threshold can be the answer.
+    "margin" with the "ratio" scaling is the shipped rule, run through the shipped code
+    (``qa.assistant._compose_answer``); "product" (the rule shipped before) and "vote" (margins summed over passages
+    that agree) are the alternatives it was chosen over, and ``scaling`` (``retrieval_scale``) how a passage's
+    retrieval score enters. As in the shipped code, only spans at or above the threshold can be the answer.
     """
     reads = reads[:k]
-    if rule == "margin":
+    if rule == "margin" and scaling == "ratio":
         return _compose_answer("", [h for h, _ in reads], [sp for _, sp in reads if sp is not None], documents, w,
                                threshold).text
-    top = max((h.score for h, _ in reads), default=0.0) or 1.0
+    scaled = retrieval_scale(reads, scaling)
     groups: dict[str, list[float]] = {}
     texts: dict[str, str] = {}
-    for h, sp in reads:
+    for (h, sp), ret in zip(reads, scaled):
         if sp is None or sp.score < threshold:
             continue
         key = normalize_answer(sp.text) or sp.text
-        if rule == "product":  # confidence x (1 - w + w x retrieval/top)
-            score = sp.score * (1 - w + w * h.score / top)
+        if rule == "product":  # confidence x (1 - w + w x retrieval)
+            score = sp.score * (1 - w + w * ret)
         else:
             margin = sp.margin if sp.margin is not None else _logit(sp.score)
-            score = margin + RETRIEVAL_LOGITS * w * (h.score / top)
+            score = margin + RETRIEVAL_LOGITS * w * ret
         groups.setdefault(key, []).append(score)
         texts.setdefault(key, sp.text)
     if not groups:
         return None
     agg = {g: float(np.logaddexp.reduce(m)) if rule == "vote" else max(m) for g, m in groups.items()}
     return texts[max(agg, key=agg.get)]
+
+
+def parse_rule(name: str) -> tuple[int, str, str, float]:
+    """(passages read, rule, scaling, weight) from a rule's name: "k5-margin-w0.5", "k8-vote-minmax-w1.0"."""
+    parts = name.split("-")
+    scaling = parts[2] if len(parts) == 4 else "ratio"
+    return int(parts[0][1:]), parts[1], scaling, float(parts[-1][1:])
+
+
+def choose_rule(rules: dict[str, dict[str, float]], shipped_weight: float, margin: float = 0.3) -> str:
+    """The rule benchmarks/results/tuning-rule.txt (addendum of the fourteenth session) ships.
+
+    Among rules reading 5, 8 or 10 passages, the simplest within ``margin`` F1 of the best: fewest passages, then
+    ratio before minmax before rank, then margin before vote before product, then the weight nearest the shipped one.
+    """
+    eligible = {n: r for n, r in rules.items() if parse_rule(n)[0] in (5, 8, 10)}
+    top = max(r["f1"] for r in eligible.values())
+
+    def simplicity(name: str) -> tuple:
+        k, rule, scaling, w = parse_rule(name)
+        return (k, SCALINGS.index(scaling), ("margin", "vote", "product").index(rule), abs(w - shipped_weight), w)
+
+    return min((n for n, r in eligible.items() if r["f1"] >= top - margin - 1e-9), key=simplicity)
 
 
 def main(argv=None) -> int:
@@ -93,13 +137,19 @@ def main(argv=None) -> int:
     out["shipped_rule_reproduced"] = f"{agree}/50"
     for k in (3, 5, 8, 10):
         for rule in ("product", "margin", "vote"):
-            for w in (0.0, 0.1, 0.2, 0.3, 0.5, 0.7):
-                preds = [(q, rule_pick(reads, k, rule, w, threshold, documents)) for q, reads in data]
-                em = 100 * np.mean([exact_score(t or "", q.answers) for q, t in preds])
-                f1 = 100 * np.mean([f1_score(t or "", q.answers) for q, t in preds])
-                out["rules"][f"k{k}-{rule}-w{w}"] = {"em": round(float(em), 1), "f1": round(float(f1), 1)}
+            for scaling in SCALINGS:
+                for w in (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0):
+                    if rule == "product" and (scaling != "ratio" or w > 1):  # its weight is a share of the score
+                        continue
+                    preds = [(q, rule_pick(reads, k, rule, w, threshold, documents, scaling)) for q, reads in data]
+                    em = 100 * np.mean([exact_score(t or "", q.answers) for q, t in preds])
+                    f1 = 100 * np.mean([f1_score(t or "", q.answers) for q, t in preds])
+                    name = f"k{k}-{rule}-w{w}" if scaling == "ratio" else f"k{k}-{rule}-{scaling}-w{w}"
+                    out["rules"][name] = {"em": round(float(em), 1), "f1": round(float(f1), 1)}
     best = max(out["rules"], key=lambda r: out["rules"][r]["f1"])
     out["best"] = {best: out["rules"][best]}
+    pick = choose_rule(out["rules"], s.retrieval_weight)
+    out["chosen"] = {pick: out["rules"][pick]}
     out["shipped"] = {f"k{s.k}-margin-w{s.retrieval_weight}": out["rules"][f"k{s.k}-margin-w{s.retrieval_weight}"]}
     print(json.dumps(out, indent=1))
     return 0
