@@ -41,6 +41,7 @@ import gradio as gr  # noqa: E402
 from qa.errors import BadFeedback, QAError  # noqa: E402
 from qa.ingest.files import SUPPORTED_SUFFIXES  # noqa: E402
 from qa.models.files import serve_with_threads, serving_threads, usable_cores  # noqa: E402
+from qa.settings import Settings  # noqa: E402
 from qa.ui.render import CSS, HEAD_JS, REPORT_COLUMNS, esc  # noqa: E402
 from qa.ui.service import (BACKEND_CONCURRENCY, CHAT_CONCURRENCY, DEFAULT_MAX_UPLOAD_MB, QUEUE_SIZE,  # noqa: E402
                            ChatService)
@@ -121,7 +122,7 @@ def chat_tab() -> dict[str, Any]:
             ui["date_from"] = gr.Textbox(label="Reports dated from", placeholder="YYYY-MM-DD", elem_id="from")
             ui["date_to"] = gr.Textbox(label="to", placeholder="YYYY-MM-DD", elem_id="to")
         with gr.Row():
-            ui["k"] = gr.Slider(1, 20, value=5, step=1, label="Passages read per question (k)", elem_id="k")
+            ui["k"] = gr.Slider(1, 20, value=Settings.k, step=1, label="Passages read per question (k)", elem_id="k")
             ui["threshold"] = gr.Slider(0.0, 1.0, value=0.5, step=0.01, elem_id="threshold",
                                         label="Not-found threshold (answers less confident than this are "
                                               "reported as not found)")

@@ -10,11 +10,10 @@ from pathlib import Path
 
 from qa.errors import QAError
 from qa.progress import progress_bar
+from qa.settings import Settings
 
 
 def _settings(args):
-    from qa.settings import Settings
-
     over = {"index_dir": getattr(args, "index", None), "reader": getattr(args, "reader", None),
             "device": getattr(args, "device", None), "precision": getattr(args, "precision", None),
             "index_workers": getattr(args, "workers", None)}
@@ -192,7 +191,7 @@ def _common(sp, reader=False):
                     help="the models' arithmetic: auto (default: bf16 on a CPU that has it, fp16 on a GPU)")
     if reader:
         sp.add_argument("--reader", choices=["span", "rules"], default=None, help="answer reader (default span)")
-        sp.add_argument("-k", type=int, default=None, help="passages to read (default 5)")
+        sp.add_argument("-k", type=int, default=None, help=f"passages to read (default {Settings.k})")
         sp.add_argument("--threshold", type=float, default=None, help="not-found confidence threshold")
 
 

@@ -25,14 +25,15 @@ class Settings:
     device: str = "auto"  # auto | cpu | cuda[:N]
     precision: str = "auto"  # auto | fp32 | bf16 | fp16: the models' arithmetic (qa/models/files.py resolve_precision)
     chunking: ChunkSettings = field(default_factory=ChunkSettings)
-    k: int = 5  # passages read per question
+    k: int = 8  # passages read per question (benchmarks/answer_ranking.py on the tuning set; reading time:
+    #              benchmarks/passages_read.py)
     candidates: int = 50  # taken from each retriever before fusion
     fusion: str = "mix"  # "mix" (normalised score mix) or "rrf" (reciprocal rank fusion)
     dense_weight: float = 0.7  # weight of the dense score in "mix" (benchmarks/retrieval.py on the tuning set)
     rrf_k: int = 60
     reader: str = "span"  # "span" (the trained reader) or "rules" (sentence + rules)
     not_found_threshold: float | None = None  # confidence below which the answer is "not found"; None: the reader's own
-    retrieval_weight: float = 0.5  # how much the passage's retrieval score counts when ranking answers (assistant.py;
+    retrieval_weight: float = 0.7  # how much the passage's retrieval score counts when ranking answers (assistant.py;
     #                                chosen by benchmarks/answer_ranking.py on benchmarks/tuning_set.py's set)
     max_answer_tokens: int = 30
     max_question_chars: int = MAX_QUESTION_CHARS
