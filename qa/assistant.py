@@ -80,7 +80,8 @@ class Assistant:
 
     @property
     def threshold(self) -> float:
-        """The confidence below which the answer is "not found" (the setting, else the reader's calibrated one)."""
+        """The confidence below which an answer from the collection is "not found" (the setting, else the reader's
+        calibrated one for questions asked of a collection)."""
         return not_found_threshold(self.settings, self.reader)
 
     @property
@@ -178,11 +179,14 @@ def check_date(value: str | None, end: bool) -> str | None:
     return value + ("-12-31" if end else "-01-01")[len(value) - 4:]
 
 
-def not_found_threshold(settings: Settings, reader: Reader) -> float:
+def not_found_threshold(settings: Settings, reader: Reader, *, collection: bool = True) -> float:
     """The confidence below which an answer is "not found": ``settings.not_found_threshold``, else the reader's
-    calibrated ``default_threshold`` (0.5 for a reader without one)."""
+    calibrated one: its ``ask_threshold`` for a question asked of a collection (``collection``), when it has one
+    (training/calibrate_open.py), else its ``default_threshold`` (0.5 for a reader without one)."""
     if settings.not_found_threshold is not None:
         return settings.not_found_threshold
+    if collection and getattr(reader, "ask_threshold", None) is not None:
+        return float(reader.ask_threshold)
     return float(getattr(reader, "default_threshold", 0.5))
 
 
@@ -192,7 +196,7 @@ class GoldContextReader:
     def __init__(self, reader: Reader, settings: Settings) -> None:
         self.reader = reader
         self.settings = settings
-        self.threshold = not_found_threshold(settings, reader)
+        self.threshold = not_found_threshold(settings, reader, collection=False)
 
     def read(self, question: str, context: str) -> Answer:
         q = check_question(question, self.settings.max_question_chars)

@@ -53,6 +53,9 @@ class SpanReader:
         self.max_length = int(cfg.get("max_length", 384))
         self.stride = int(cfg.get("stride", 128))
         self.null_threshold = float(cfg.get("null_threshold", 0.0))
+        # the confidence below which an answer to a question asked of a whole collection is "not found"
+        # (training/calibrate_open.py); None: default_threshold, as for one given paragraph
+        self.ask_threshold = None if cfg.get("ask_threshold") is None else float(cfg["ask_threshold"])
         self.max_answer_tokens = max_answer_tokens or int(cfg.get("max_answer_tokens", 30))
         self.device_setting = device
         check_precision(precision, device)
