@@ -6,7 +6,7 @@
 All the set's paragraphs are indexed (SQuAD v1.1 dev: 2,067; benchmarks/tuning_set.py's set: 1,581; the cached
 index `qa eval` builds). For each question the top 10 passages are retrieved and read once; every ranking rule
 is then scored on the same reads, so the rules differ only in how they pick the answer. A rule's answer below the shipped not-found threshold (or ``--threshold``) counts as no answer (EM 0).
-Prints one JSON object. ``shipped_rule_reproduced`` compares the study's pick for the shipped rule with
+Prints one JSON object; ``ceilings`` says what no rule could beat (``ceilings()``). ``shipped_rule_reproduced`` compares the study's pick for the shipped rule with
 ``Assistant.ask`` on 50 questions: they can differ where two spans tie to bf16 rounding, because the study reads 10
 passages in one batch and ``ask`` reads 5 (e.g. "an enzyme" 20.58 vs "an enzyme called rubisco" 20.59).
 """
@@ -105,6 +105,32 @@ def choose_rule(rules: dict[str, dict[str, float]], shipped_weight: float, margi
     return min((n for n, r in eligible.items() if r["f1"] >= top - margin - 1e-9), key=simplicity)
 
 
+def ceilings(data, threshold: float) -> dict:
+    """What no ranking rule can beat, by passages read: EM if the best of the passages' spans were always picked
+    (spans at or above the threshold, and any span), how often the question's own paragraph was read, the EM of its
+    span when it was, and the share of questions with no span at or above the threshold ("not found")."""
+    out = {}
+    for k in (1, 3, 5, 8, 10):
+        def em(sp, q) -> float:
+            return exact_score(sp.text, q.answers) if sp is not None else 0.0
+
+        rows = [(q, reads[:k]) for q, reads in data]
+        gold = [(q, [sp for h, sp in reads if h.chunk.doc_id == q.doc_id]) for q, reads in rows]
+        with_gold = [(q, sps) for q, sps in gold if sps]
+        out[f"k{k}"] = {
+            "em_best_span_above_threshold": round(100 * float(np.mean([max(
+                [em(sp, q) for _, sp in reads if sp is not None and sp.score >= threshold], default=0.0)
+                for q, reads in rows])), 1),
+            "em_best_span": round(100 * float(np.mean([max([em(sp, q) for _, sp in reads], default=0.0)
+                                                       for q, reads in rows])), 1),
+            "own_paragraph_read": round(100 * len(with_gold) / len(rows), 1),
+            "em_own_paragraph_when_read": round(100 * float(np.mean([max(em(sp, q) for sp in sps)
+                                                                     for q, sps in with_gold])), 1) if with_gold else None,
+            "not_found": round(100 * float(np.mean([not any(sp is not None and sp.score >= threshold
+                                                            for _, sp in reads) for q, reads in rows])), 1)}
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--squad", default="../shared/data/squad/dev-v1.1.json")
@@ -146,6 +172,7 @@ def main(argv=None) -> int:
                     f1 = 100 * np.mean([f1_score(t or "", q.answers) for q, t in preds])
                     name = f"k{k}-{rule}-w{w}" if scaling == "ratio" else f"k{k}-{rule}-{scaling}-w{w}"
                     out["rules"][name] = {"em": round(float(em), 1), "f1": round(float(f1), 1)}
+    out["ceilings"] = ceilings(data, threshold)
     best = max(out["rules"], key=lambda r: out["rules"][r]["f1"])
     out["best"] = {best: out["rules"][best]}
     pick = choose_rule(out["rules"], s.retrieval_weight)

@@ -6,8 +6,9 @@ import pytest
 from conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from answer_ranking import choose_rule, parse_rule, retrieval_scale, rule_pick  # noqa: E402
+from answer_ranking import ceilings, choose_rule, parse_rule, retrieval_scale, rule_pick  # noqa: E402
 
+from qa.eval.questions import Question  # noqa: E402
 from qa.types import Chunk, Hit, Span  # noqa: E402
 
 
@@ -49,3 +50,20 @@ def test_the_rule_ships_the_simplest_setting_near_the_best():
     assert choose_rule(rules, 0.5, margin=0.1) == "k8-margin-w0.5"
     # among equals, the weight nearest the shipped one
     assert choose_rule({"k5-margin-w0.3": {"f1": 60.0}, "k5-margin-w1.0": {"f1": 60.0}}, 0.5) == "k5-margin-w0.3"
+
+
+def test_ceilings_say_what_no_ranking_rule_could_beat():
+    def read(doc, index, text, conf):
+        hit = Hit(Chunk(doc, index, 0, 50, "x" * 50), 1.0, index)
+        return hit, (Span(hit.chunk, 0, len(text), text, conf) if text else None)
+
+    q1 = Question("1", "q?", ("Paris",), doc_id="own")
+    q2 = Question("2", "q?", ("Rome",), doc_id="own")
+    data = [(q1, [read("other", 0, "Lyon", 0.9), read("own", 1, "Paris", 0.4)] + [read("x", i, None, 0) for i in range(2, 10)]),
+            (q2, [read("other", 0, "Milan", 0.3)] + [read("x", i, None, 0) for i in range(1, 10)])]
+    c = ceilings(data, 0.5)
+    # one passage: q1's first span is wrong and q2's too weak; two: q1's right span is read but below the threshold
+    assert c["k1"] == {"em_best_span_above_threshold": 0.0, "em_best_span": 0.0, "own_paragraph_read": 0.0,
+                       "em_own_paragraph_when_read": None, "not_found": 50.0}
+    assert c["k3"] == {"em_best_span_above_threshold": 0.0, "em_best_span": 50.0, "own_paragraph_read": 50.0,
+                       "em_own_paragraph_when_read": 100.0, "not_found": 50.0}
