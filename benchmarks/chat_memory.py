@@ -53,7 +53,8 @@ def main() -> int:
         messages, history = [], []
         while (item := plan.take()) is not None:
             n, question, k = item
-            turn = svc.turn(question, messages, history, k or 5, svc.assistant.threshold, None, None, None, None)
+            turn = svc.turn(question, messages, history, k or svc.assistant.settings.k, svc.assistant.threshold,
+                            None, None, None, None)
             messages, history = turn.messages, turn.history
             if (n + 1) % EVERY == 0:
                 print(n + 1, "questions, RssAnon", anon_mb(), "MB", flush=True)

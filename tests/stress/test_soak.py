@@ -109,7 +109,7 @@ def run_clients(user, clients: int) -> None:
 
 
 def _questions(rng: random.Random) -> list[tuple[str, int | None]]:
-    """Varied questions (lengths, subjects, answerable or not) with k drawn from 1, 3 and the default 5."""
+    """Varied questions (lengths, subjects, answerable or not) with k drawn from 1, 3 and the default (Settings.k)."""
     pool = [SEED_QUESTION, "Who dismantled the two networks?", "Which ministry helped them?",
             "How many foreign nationals were in the two networks?", "What is the capital of France?",
             "What has made human trafficking in Iraq worse, according to the report on the networks?"]
