@@ -123,7 +123,8 @@ def chat_tab() -> dict[str, Any]:
             ui["date_to"] = gr.Textbox(label="to", placeholder="YYYY-MM-DD", elem_id="to")
         with gr.Row():
             ui["k"] = gr.Slider(1, 20, value=Settings.k, step=1, label="Passages read per question (k)", elem_id="k")
-            ui["threshold"] = gr.Slider(0.0, 1.0, value=0.5, step=0.01, elem_id="threshold",
+            # step 0.0001: a calibrated threshold (0.9627) is not snapped to 0.96 by the browser
+            ui["threshold"] = gr.Slider(0.0, 1.0, value=0.5, step=0.0001, elem_id="threshold",
                                         label="Not-found threshold (answers less confident than this are "
                                               "reported as not found)")
     ui["copy_box"] = gr.Textbox(label="Last answer as plain text", lines=5, max_lines=12, interactive=False,

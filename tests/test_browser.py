@@ -3,6 +3,7 @@ Playwright. Checks answers with citations, uploads, follow-ups, removal, injecti
 makes no request off 127.0.0.1. Writes docs/screenshot.png when it is missing or QA_UPDATE_SCREENSHOT=1."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -12,6 +13,8 @@ from urllib.parse import urlparse
 import pytest
 
 from conftest import ROOT, SEED_ID, running_app
+
+from qa.settings import Settings
 
 pytestmark = pytest.mark.browser
 
@@ -122,6 +125,11 @@ def test_example_question_is_answered_with_a_citation(session, tmp_path):
     expect(report.locator(".qa-passage mark")).to_have_text("2012")
     assert report.evaluate("e => e.scrollTop") > 0
     assert report.evaluate("e => e.textContent").startswith("The Iraqi Security Media Cell")
+    # the settings start at the assistant's: 8 passages and the reader's threshold for collections, not snapped
+    page.get_by_text("Limit the search · settings").click()
+    cfg = json.loads((ROOT / "qa/weights/reader/reader_config.json").read_text())
+    expect(page.locator("#k input[type=range]")).to_have_value(str(Settings.k))
+    expect(page.locator("#threshold input[type=range]")).to_have_value(str(cfg.get("ask_threshold", 0.5)))
     session.assert_offline_and_quiet()
 
 
