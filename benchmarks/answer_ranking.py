@@ -6,9 +6,12 @@
 All the set's paragraphs are indexed (SQuAD v1.1 dev: 2,067; benchmarks/tuning_set.py's set: 1,581; the cached
 index `qa eval` builds). For each question the top 10 passages are retrieved and read once; every ranking rule
 is then scored on the same reads, so the rules differ only in how they pick the answer. A rule's answer below the shipped not-found threshold (or ``--threshold``) counts as no answer (EM 0).
-Prints one JSON object; ``ceilings`` says what no rule could beat (``ceilings()``). ``shipped_rule_reproduced`` compares the study's pick for the shipped rule with
-``Assistant.ask`` on 50 questions: they can differ where two spans tie to bf16 rounding, because the study reads 10
-passages in one batch and ``ask`` reads 5 (e.g. "an enzyme" 20.58 vs "an enzyme called rubisco" 20.59).
+The threshold is the reader's own (the one for a single paragraph), not the ``ask_threshold`` chosen for
+collections: that one is chosen after this study, for the passages and weight it picks (training/README.md).
+Prints one JSON object; ``ceilings`` says what no rule could beat (``ceilings()``). ``shipped_rule_reproduced``
+compares the study's pick for the shipped rule with ``Assistant.ask`` on 50 questions: they can differ where two spans
+tie to bf16 rounding, because the study reads 10 passages in one batch and ``ask`` reads ``Settings.k`` (e.g. "an
+enzyme" 20.58 vs "an enzyme called rubisco" 20.59).
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from qa.assistant import RETRIEVAL_LOGITS, Assistant, _compose_answer, _logit  # noqa: E402
+from qa.assistant import RETRIEVAL_LOGITS, Assistant, _compose_answer, _logit, not_found_threshold  # noqa: E402
 from qa.eval.run import corpus_index  # noqa: E402
 from qa.eval.metrics import exact_score, f1_score, normalize_answer  # noqa: E402
 from qa.eval.questions import load_questions, sample  # noqa: E402
@@ -100,7 +103,8 @@ def choose_rule(rules: dict[str, dict[str, float]], shipped_weight: float, margi
 
     def simplicity(name: str) -> tuple:
         k, rule, scaling, w = parse_rule(name)
-        return (k, SCALINGS.index(scaling), ("margin", "vote", "product").index(rule), abs(w - shipped_weight), w)
+        distance = round(abs(w - shipped_weight), 9)  # rounded, so that 0.3 and 0.7 are equally far from 0.5
+        return (k, SCALINGS.index(scaling), ("margin", "vote", "product").index(rule), distance, w)
 
     return min((n for n, r in eligible.items() if r["f1"] >= top - margin - 1e-9), key=simplicity)
 
@@ -117,6 +121,7 @@ def ceilings(data, threshold: float) -> dict:
         rows = [(q, reads[:k]) for q, reads in data]
         gold = [(q, [sp for h, sp in reads if h.chunk.doc_id == q.doc_id]) for q, reads in rows]
         with_gold = [(q, sps) for q, sps in gold if sps]
+        own_em = [max(em(sp, q) for sp in sps) for q, sps in with_gold]
         out[f"k{k}"] = {
             "em_best_span_above_threshold": round(100 * float(np.mean([max(
                 [em(sp, q) for _, sp in reads if sp is not None and sp.score >= threshold], default=0.0)
@@ -124,8 +129,7 @@ def ceilings(data, threshold: float) -> dict:
             "em_best_span": round(100 * float(np.mean([max([em(sp, q) for _, sp in reads], default=0.0)
                                                        for q, reads in rows])), 1),
             "own_paragraph_read": round(100 * len(with_gold) / len(rows), 1),
-            "em_own_paragraph_when_read": round(100 * float(np.mean([max(em(sp, q) for sp in sps)
-                                                                     for q, sps in with_gold])), 1) if with_gold else None,
+            "em_own_paragraph_when_read": round(100 * float(np.mean(own_em)), 1) if own_em else None,
             "not_found": round(100 * float(np.mean([not any(sp is not None and sp.score >= threshold
                                                             for _, sp in reads) for q, reads in rows])), 1)}
     return out
@@ -137,14 +141,15 @@ def main(argv=None) -> int:
     p.add_argument("--limit", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threshold", type=float, default=None,
-                   help="the not-found confidence threshold (default: the reader's); 0 answers every question, so "
-                        "that readers with different thresholds are compared on how they rank passages alone")
+                   help="the not-found confidence threshold (default: the reader's own, for one paragraph); 0 answers "
+                        "every question, so that readers with different thresholds are compared on how they rank "
+                        "passages alone")
     a = p.parse_args(argv)
     qs = load_questions(a.squad)
     s = corpus_index(qs, Settings(), progress=None)
     qs = sample(qs, a.limit, a.seed)
     assistant = Assistant.open(s.index_dir, settings=s)
-    threshold = assistant.threshold if a.threshold is None else a.threshold
+    threshold = not_found_threshold(s, assistant.reader, collection=False) if a.threshold is None else a.threshold
     documents = assistant.store.documents
     data = []
     for n, q in enumerate(qs.questions):

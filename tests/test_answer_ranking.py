@@ -1,4 +1,5 @@
-"""benchmarks/answer_ranking.py: how a passage's retrieval score is scaled, and which ranking rule the tuning rule ships."""
+"""benchmarks/answer_ranking.py: how a passage's retrieval score is scaled, which ranking rule the tuning rule ships,
+and the ceilings no rule can beat."""
 import sys
 
 import pytest
@@ -28,7 +29,8 @@ def test_scalings_put_the_best_passage_at_one_and_keep_retrieval_order():
 
 def test_a_larger_retrieval_weight_lets_the_better_retrieved_passage_win():
     hits = [_hit(0.9, 0), _hit(0.5, 1)]
-    spans = [Span(hits[0].chunk, 0, 5, "Paris", 0.9, margin=2.0), Span(hits[1].chunk, 100, 105, "Lyons", 0.95, margin=3.0)]
+    spans = [Span(hits[0].chunk, 0, 5, "Paris", 0.9, margin=2.0),
+             Span(hits[1].chunk, 100, 105, "Lyons", 0.95, margin=3.0)]
     reads = list(zip(hits, spans))
     # minmax: passage 2 gets no bonus; weight 0.05 adds 0.5 logits to passage 1 (2.5 < 3), weight 0.2 adds 2 (4 > 3)
     assert rule_pick(reads, 2, "margin", 0.05, 0.5, {}, "minmax") == "Lyons"
@@ -50,6 +52,8 @@ def test_the_rule_ships_the_simplest_setting_near_the_best():
     assert choose_rule(rules, 0.5, margin=0.1) == "k8-margin-w0.5"
     # among equals, the weight nearest the shipped one
     assert choose_rule({"k5-margin-w0.3": {"f1": 60.0}, "k5-margin-w1.0": {"f1": 60.0}}, 0.5) == "k5-margin-w0.3"
+    # and between weights equally far from it, the smaller (0.7 - 0.5 is a hair under 0.2 in floating point)
+    assert choose_rule({"k5-margin-w0.7": {"f1": 60.0}, "k5-margin-w0.3": {"f1": 60.0}}, 0.5) == "k5-margin-w0.3"
 
 
 def test_ceilings_say_what_no_ranking_rule_could_beat():
@@ -59,8 +63,9 @@ def test_ceilings_say_what_no_ranking_rule_could_beat():
 
     q1 = Question("1", "q?", ("Paris",), doc_id="own")
     q2 = Question("2", "q?", ("Rome",), doc_id="own")
-    data = [(q1, [read("other", 0, "Lyon", 0.9), read("own", 1, "Paris", 0.4)] + [read("x", i, None, 0) for i in range(2, 10)]),
-            (q2, [read("other", 0, "Milan", 0.3)] + [read("x", i, None, 0) for i in range(1, 10)])]
+    empty = [read("x", i, None, 0) for i in range(2, 10)]
+    data = [(q1, [read("other", 0, "Lyon", 0.9), read("own", 1, "Paris", 0.4)] + empty),
+            (q2, [read("other", 0, "Milan", 0.3), read("x", 1, None, 0)] + empty)]
     c = ceilings(data, 0.5)
     # one passage: q1's first span is wrong and q2's too weak; two: q1's right span is read but below the threshold
     assert c["k1"] == {"em_best_span_above_threshold": 0.0, "em_best_span": 0.0, "own_paragraph_read": 0.0,

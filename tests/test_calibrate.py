@@ -114,3 +114,17 @@ def test_adopt_writes_the_threshold_only_for_a_large_enough_held_out_gain(tmp_pa
     s = json.loads((tmp_path / "training_summary.json").read_text())
     assert s["selected"] == "soup alpha=0.25"
     assert s["calibration"]["null_threshold_before"] == -6.7129 and s["calibration"]["null_threshold"] == -4.7305
+
+
+def test_a_new_null_threshold_drops_the_collection_threshold_chosen_with_the_old_one(tmp_path):
+    cfg = tmp_path / "reader_config.json"
+    cfg.write_text(json.dumps({"null_threshold": -4.0547, "ask_threshold": 0.9627}))
+    (tmp_path / "training_summary.json").write_text(json.dumps({"ask_calibration": {"ask_threshold": 0.9627}}))
+    assert adopt(cfg, {"held_out_gain": 1.0, "threshold_all": -5.0}, 0.5) is True
+    assert json.loads(cfg.read_text()) == {"null_threshold": -5.0}
+    s = json.loads((tmp_path / "training_summary.json").read_text())
+    assert s["calibration"]["ask_threshold_dropped"] == 0.9627 and "ask_calibration" not in s
+    # the same null_threshold again keeps it
+    cfg.write_text(json.dumps({"null_threshold": -5.0, "ask_threshold": 0.9}))
+    assert adopt(cfg, {"held_out_gain": 1.0, "threshold_all": -5.00001}, 0.5) is True
+    assert json.loads(cfg.read_text())["ask_threshold"] == 0.9

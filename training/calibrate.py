@@ -146,11 +146,15 @@ def report(rows: list[tuple], halves: list[int], current: float, kinds: list[str
 
 def adopt(cfg_path: Path, res: dict, min_gain: float) -> bool:
     """The rule: write ``threshold_all`` into the reader's config (atomically) when the held-out gain is at least
-    ``min_gain``, and note it in the ``training_summary.json`` beside it, if any; whether it did."""
+    ``min_gain``, and note it in the ``training_summary.json`` beside it, if any; whether it did.
+
+    A new ``null_threshold`` moves every confidence, so an ``ask_threshold`` (``calibrate_open.py``) chosen on the old
+    ones is dropped with it: run ``calibrate_open.py`` again."""
     if res["held_out_gain"] < min_gain:
         return False
     cfg = json.loads(cfg_path.read_text())
     before, cfg["null_threshold"] = cfg["null_threshold"], round(res["threshold_all"], 4)
+    dropped = cfg.pop("ask_threshold", None) if cfg["null_threshold"] != before else None
     _write_json(cfg_path, cfg)
     summary = cfg_path.parent / "training_summary.json"
     if summary.exists():
@@ -158,7 +162,13 @@ def adopt(cfg_path: Path, res: dict, min_gain: float) -> bool:
         s["calibration"] = {"tool": "training/calibrate.py", "null_threshold_before": before,
                             "null_threshold": cfg["null_threshold"], "held_out_gain": res["held_out_gain"],
                             "set": res.get("set")}
+        if dropped is not None:
+            s["calibration"]["ask_threshold_dropped"] = dropped
+            s.pop("ask_calibration", None)
         _write_json(summary, s)
+    if dropped is not None:
+        log.warning("ask_threshold %s dropped: it was chosen with the old null_threshold; run calibrate_open.py again",
+                    dropped)
     return True
 
 

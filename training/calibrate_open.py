@@ -30,6 +30,7 @@ import logging
 import math
 import sys
 import time
+import unicodedata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,10 +48,17 @@ def _sigmoid(m: float) -> float:
     return 1.0 / (1.0 + math.exp(-m))
 
 
+def _spaced(text: str) -> str:
+    """Every punctuation mark, ASCII or not (dashes, curly quotes), as a space; ``normalize_answer`` drops only ASCII
+    ones, and dropping joins words ("E.F." and "E. F." both become "e f" here)."""
+    return "".join(" " if unicodedata.category(ch).startswith("P") else ch for ch in text)
+
+
 def holds_answer(texts, answers, normalize) -> bool:
-    """Whether any of ``texts`` holds any of ``answers``, both normalised (``qa.eval.metrics.normalize_answer``)."""
-    norm_answers = [a for a in (normalize(x) for x in answers) if a]
-    norm_texts = [normalize(t) for t in texts]
+    """Whether any of ``texts`` holds any of ``answers`` as whole words, both normalised (``normalize``:
+    ``qa.eval.metrics.normalize_answer``) after every punctuation mark became a space."""
+    norm_answers = [a for a in (normalize(_spaced(x)) for x in answers) if a]
+    norm_texts = [normalize(_spaced(t)) for t in texts]
     return any(f" {a} " in f" {t} " for a in norm_answers for t in norm_texts)
 
 
@@ -98,16 +106,18 @@ def balanced_open(rows: list[dict], picks: list[dict], f1) -> dict:
 
 
 def choose(rows: list[dict], halves: list[int], current: float, retrieval_weight: float, documents, f1) -> dict:
-    """The threshold chosen on half 0 and checked on half 1, and the whole set's best; figures as ``calibrate``."""
-    thresholds = sorted({_sigmoid(m) for m in MARGINS} | {current})
-    picks = {t: answers_at(rows, t, retrieval_weight, documents) for t in thresholds}
+    """The threshold chosen on half 0 and checked on half 1 against ``current`` (the threshold ``ask`` uses now), and
+    the whole set's best; figures as ``calibrate``. Only ``MARGINS``' thresholds are chosen from; ``current`` is
+    scored beside them."""
+    grid = sorted({_sigmoid(m) for m in MARGINS})
+    picks = {t: answers_at(rows, t, retrieval_weight, documents) for t in sorted(set(grid) | {current})}
 
     def figures(t: float, h: int | None) -> dict:
         idx = [i for i, x in enumerate(halves) if h is None or x == h]
         return balanced_open([rows[i] for i in idx], [picks[t][i] for i in idx], f1)
 
     def best(h: int | None) -> float:
-        return max(thresholds, key=lambda t: (figures(t, h)["B"], t))
+        return max(grid, key=lambda t: (figures(t, h)["B"], t))
 
     t_fit, t_all = best(0), best(None)
     at_fit, at_cur = figures(t_fit, 1), figures(current, 1)
@@ -115,7 +125,7 @@ def choose(rows: list[dict], halves: list[int], current: float, retrieval_weight
             "held_out_at_half1_threshold": rounded(at_fit), "held_out_at_current": rounded(at_cur),
             "held_out_gain": at_fit["B"] - at_cur["B"],
             "all_at_threshold_all": rounded(figures(t_all, None)), "all_at_current": rounded(figures(current, None)),
-            "curve": {f"{t:.4f}": rounded(figures(t, None)) for t in thresholds},
+            "curve": {f"{t:.4f}": rounded(figures(t, None)) for t in picks},
             "n_fit": halves.count(0), "n_held_out": halves.count(1)}
 
 
@@ -151,8 +161,9 @@ def main(argv=None) -> int:
                    help="the tuning set (benchmarks/tuning_set.py builds it; built here when missing)")
     p.add_argument("--data", default="../shared/data/qa-train", help="to build the tuning set when it is missing")
     p.add_argument("--out", default=None, help="write the report here (JSON)")
-    p.add_argument("--apply", action="store_true", help="write threshold_all into the reader's reader_config.json "
-                                                        "as ask_threshold when the held-out gain is at least --min-gain")
+    p.add_argument("--apply", action="store_true",
+                   help="write threshold_all into the reader's reader_config.json as ask_threshold when the held-out "
+                        "gain is at least --min-gain")
     p.add_argument("--min-gain", type=float, default=0.5)
     args = p.parse_args(argv)
     folder = Path(args.reader)
