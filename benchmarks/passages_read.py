@@ -1,6 +1,6 @@
 """Ask latency by passages read, on one index, the settings alternated question by question.
 
-    .venv/bin/python benchmarks/passages_read.py --k 5 8 --questions 100 > benchmarks/results/passages-read-bbc.json
+    .venv/bin/python benchmarks/passages_read.py --k 5 8 10 --questions 100 > benchmarks/results/passages-read-bbc.json
 
 Indexes the corpus (default: ../shared/data/bbc-news, as ``qa bench``) into ``--work`` once (a later run reuses it:
 indexing syncs), then asks ``qa bench``'s reproducible latency questions, each with every ``k`` in turn (the order

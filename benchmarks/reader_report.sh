@@ -37,12 +37,14 @@ v2, v1, oc, sd, ls = (r("squad-v2.0-gold"), r("squad-v1.1-gold-all"), r("open-co
 print(json.dumps({
     "reader": reader,
     "null_threshold": json.loads((Path(reader) / "reader_config.json").read_text())["null_threshold"],
+    "ask_threshold (questions asked of a collection)": json.loads(
+        (Path(reader) / "reader_config.json").read_text()).get("ask_threshold"),
     "v2.0 EM/F1": [round(v2["exact_match"], 1), round(v2["f1"], 1)],
     "v2.0 HasAns F1 / NoAns": [round(v2["has_answer"]["f1"], 1), round(v2["no_answer"]["accuracy"], 1)],
     "v2.0 best-threshold F1 (thresholds at least as strict as the shipped one)": round(v2["best_f1_thresh"]["f1"], 1),
     "v1.1 gold EM/F1": [round(v1["exact_match"], 1), round(v1["f1"], 1)],
     "v1.1 open EM/F1": [round(oc["exact_match"], 1), round(oc["f1"], 1)],
-    "open reading p50 ms": oc.get("latency_ms", {}).get("p50"),
+    "open ask p50 ms (a question end to end, reading included)": oc.get("latency_ms", {}).get("p50"),
     "seed EM/F1": [round(sd["exact_match"], 1), round(sd["f1"], 1)],
     "seed unanswerables abstained %": sd["no_answer"]["accuracy"],
     "lists whole": [ls["whole"], ls["questions"]],
