@@ -1,0 +1,42 @@
+"""training/score_soups.py: the figures each soup is judged on, and which one ships (pure parts; no model)."""
+import sys
+
+from conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "training"))
+from score_soups import decide, row  # noqa: E402
+
+
+def _row(a, b2, h=65.0, n=74.0):
+    return {"a": a, "B2": b2, "H": h, "N": n}
+
+
+def test_the_highest_held_out_b2_ships_among_soups_that_keep_answer_quality():
+    # the wiki5 run's table (training/README.md): only 0.25 gains 0.5 of B2 with H and N held
+    rows = [_row(0, 76.93, 65.02, 74.04), _row(0.25, 77.59, 65.13, 73.82), _row(0.5, 76.85, 64.82, 73.09),
+            _row(0.75, 76.04, 64.08, 72.35), _row(1, 76.49, 64.13, 72.06)]
+    got = decide(rows)
+    assert got["ships"] == 0.25
+    assert [r["eligible"] for r in got["rows"]] == [False, True, False, False, False]
+    assert got["rows"][1]["dB2"] == 0.66 and got["rows"][1]["dN"] == -0.22
+
+
+def test_a_soup_that_loses_answer_quality_or_gains_too_little_does_not_ship():
+    base = _row(0, 70.0)
+    assert decide([base, _row(0.5, 72.0, n=72.9)])["ships"] is None  # N -1.1
+    assert decide([base, _row(0.5, 72.0, h=63.9)])["ships"] is None  # H -1.1
+    assert decide([base, _row(0.5, 70.49)])["ships"] is None  # B2 +0.49
+    assert decide([base, _row(0.5, 70.5, h=64.0, n=73.0)])["ships"] == 0.5  # the bounds themselves pass
+    # the reader itself (a = 0) never ships as a change; equal B2 goes to the smaller share of the run
+    assert decide([base, _row(0.75, 71.0), _row(0.25, 71.0)])["ships"] == 0.25
+
+
+def test_a_row_reads_the_soup_summary_and_the_calibration_report():
+    summary = {"history": [{"alpha": 0.0, "has_ans_f1_at_threshold": 1}, {
+        "alpha": 0.25, "has_ans_f1_at_threshold": 47.91, "hard_neg_abstain": 86.64, "new_wiki_f1_at_threshold": 65.45,
+        "has_ans_f1": 65.1311, "has_ans_f1_by_source": {"new_wiki_v1.0": 73.8244}, "null_threshold": -2.141}]}
+    cal = {"held_out_at_half1_threshold": {"W": 67.69, "U": 87.48, "B": 77.59}, "threshold_half1": -4.0,
+           "threshold_all": -4.05468}
+    r = row(0.25, summary, cal)
+    assert r == {"a": 0.25, "A": 47.91, "U": 86.64, "W": 65.45, "H": 65.13, "N": 73.82, "soup_threshold": -2.141,
+                 "B2": 77.59, "W2": 67.69, "U2": 87.48, "threshold_half1": -4.0, "threshold_all": -4.0547}
