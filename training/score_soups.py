@@ -33,7 +33,8 @@ def row(alpha: float, summary: dict, calibration: dict) -> dict:
     return {"a": alpha, "A": h["has_ans_f1_at_threshold"], "U": h["hard_neg_abstain"],
             "W": h["new_wiki_f1_at_threshold"], "H": round(h["has_ans_f1"], 2),
             "N": round(h["has_ans_f1_by_source"]["new_wiki_v1.0"], 2), "soup_threshold": h["null_threshold"],
-            "B2": held["B"], "W2": held["W"], "U2": held["U"], "threshold_half1": round(calibration["threshold_half1"], 4),
+            "B2": held["B"], "W2": held["W"], "U2": held["U"],
+            "threshold_half1": round(calibration["threshold_half1"], 4),
             "threshold_all": round(calibration["threshold_all"], 4)}
 
 
