@@ -152,24 +152,44 @@ def adopt(cfg_path: Path, res: dict, min_gain: float) -> bool:
     ones is dropped with it: run ``calibrate_open.py`` again."""
     if res["held_out_gain"] < min_gain:
         return False
+    note = write_threshold(cfg_path, "null_threshold", res, "calibration", "training/calibrate.py",
+                          drop=("ask_threshold", "ask_calibration"))
+    if "ask_threshold_dropped" in note:
+        log.warning("ask_threshold %s dropped: it was chosen with the old null_threshold; run calibrate_open.py again",
+                    note["ask_threshold_dropped"])
+    return True
+
+
+def write_threshold(cfg_path: Path, key: str, res: dict, note_key: str, tool: str,
+                    drop: tuple[str, str] | None = None) -> dict:
+    """Set ``key`` in the reader's config to ``res["threshold_all"]`` (4 places; atomically) and note it under
+    ``note_key`` in the ``training_summary.json`` beside it, if any. ``drop`` = (a config key, its note's key): both
+    removed when the value changed. The note."""
     cfg = json.loads(cfg_path.read_text())
-    before, cfg["null_threshold"] = cfg["null_threshold"], round(res["threshold_all"], 4)
-    dropped = cfg.pop("ask_threshold", None) if cfg["null_threshold"] != before else None
+    before, cfg[key] = cfg.get(key), round(res["threshold_all"], 4)
+    dropped = cfg.pop(drop[0], None) if drop and cfg[key] != before else None
     _write_json(cfg_path, cfg)
+    note = {"tool": tool, f"{key}_before": before, key: cfg[key], "held_out_gain": res["held_out_gain"],
+            "set": res.get("set")}
+    if dropped is not None:
+        note[f"{drop[0]}_dropped"] = dropped
     summary = cfg_path.parent / "training_summary.json"
     if summary.exists():
         s = json.loads(summary.read_text())
-        s["calibration"] = {"tool": "training/calibrate.py", "null_threshold_before": before,
-                            "null_threshold": cfg["null_threshold"], "held_out_gain": res["held_out_gain"],
-                            "set": res.get("set")}
+        s[note_key] = note
         if dropped is not None:
-            s["calibration"]["ask_threshold_dropped"] = dropped
-            s.pop("ask_calibration", None)
+            s.pop(drop[1], None)
         _write_json(summary, s)
-    if dropped is not None:
-        log.warning("ask_threshold %s dropped: it was chosen with the old null_threshold; run calibrate_open.py again",
-                    dropped)
-    return True
+    return note
+
+
+def write_report(res: dict, out: str | None) -> None:
+    """Print a calibration report, and write it to ``out`` too when given."""
+    text = json.dumps(res, indent=1)
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(text)
+    print(text)
 
 
 def _write_json(path: Path, obj: dict) -> None:
@@ -211,11 +231,7 @@ def main(argv=None) -> int:
            **report(rows, [half(e.qid) for e in examples], float(cfg["null_threshold"]),
                     None if args.set == "three-pooled" else [kind_of(e.qid) for e in examples])}
     res["applied"] = bool(args.apply) and adopt(cfg_path, res, args.min_gain)
-    text = json.dumps(res, indent=1)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text)
-    print(text)
+    write_report(res, args.out)
     return 0
 
 

@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "training"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from calibrate import SOURCE, _write_json, half, rounded  # noqa: E402
+from calibrate import SOURCE, _write_json, half, rounded, write_report, write_threshold  # noqa: E402
 
 log = logging.getLogger("calibrate_open")
 RETRIEVED = 16  # passages retrieved per question: enough for k passages that are not the question's own
@@ -134,16 +134,7 @@ def adopt(cfg_path: Path, res: dict, min_gain: float) -> bool:
     ``min_gain``, and note it in the ``training_summary.json`` beside it, if any; whether it did."""
     if res["held_out_gain"] < min_gain:
         return False
-    cfg = json.loads(cfg_path.read_text())
-    before, cfg["ask_threshold"] = cfg.get("ask_threshold"), round(res["threshold_all"], 4)
-    _write_json(cfg_path, cfg)
-    summary = cfg_path.parent / "training_summary.json"
-    if summary.exists():
-        s = json.loads(summary.read_text())
-        s["ask_calibration"] = {"tool": "training/calibrate_open.py", "ask_threshold_before": before,
-                                "ask_threshold": cfg["ask_threshold"], "held_out_gain": res["held_out_gain"],
-                                "set": res.get("set")}
-        _write_json(summary, s)
+    write_threshold(cfg_path, "ask_threshold", res, "ask_calibration", "training/calibrate_open.py")
     return True
 
 
@@ -188,11 +179,7 @@ def main(argv=None) -> int:
     res = {"reader": str(folder), "set": stats, "read_s": round(time.time() - t0, 1),
            **choose(rows, halves, assistant.threshold, s.retrieval_weight, assistant.store.documents, f1_score)}
     res["applied"] = bool(args.apply) and adopt(folder / "reader_config.json", res, args.min_gain)
-    text = json.dumps(res, indent=1)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text)
-    print(text)
+    write_report(res, args.out)
     return 0
 
 
