@@ -5,7 +5,8 @@
 
 All the set's paragraphs are indexed (SQuAD v1.1 dev: 2,067; benchmarks/tuning_set.py's set: 1,581; the cached
 index `qa eval` builds). For each question the top 10 passages are retrieved and read once; every ranking rule
-is then scored on the same reads, so the rules differ only in how they pick the answer. A rule's answer below the shipped not-found threshold (or ``--threshold``) counts as no answer (EM 0).
+is then scored on the same reads, so the rules differ only in how they pick the answer. A rule's answer below the
+not-found threshold (below, or ``--threshold``) counts as no answer (EM 0).
 The threshold is the reader's own (the one for a single paragraph), not the ``ask_threshold`` chosen for
 collections: that one is chosen after this study, for the passages and weight it picks (training/README.md).
 Prints one JSON object; ``ceilings`` says what no rule could beat (``ceilings()``). ``shipped_rule_reproduced``

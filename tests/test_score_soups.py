@@ -1,9 +1,13 @@
 """training/score_soups.py: the figures each soup is judged on, and which one ships (pure parts; no model)."""
+import json
 import sys
+
+import pytest
 
 from conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "training"))
+import score_soups  # noqa: E402
 from score_soups import decide, row  # noqa: E402
 
 
@@ -38,5 +42,62 @@ def test_a_row_reads_the_soup_summary_and_the_calibration_report():
     cal = {"held_out_at_half1_threshold": {"W": 67.69, "U": 87.48, "B": 77.59}, "threshold_half1": -4.0,
            "threshold_all": -4.05468}
     r = row(0.25, summary, cal)
-    assert r == {"a": 0.25, "A": 47.91, "U": 86.64, "W": 65.45, "H": 65.13, "N": 73.82, "soup_threshold": -2.141,
+    assert r == {"a": 0.25, "A": 47.91, "U": 86.64, "W": 65.45, "H": 65.1311, "N": 73.8244, "soup_threshold": -2.141,
                  "B2": 77.59, "W2": 67.69, "U2": 87.48, "threshold_half1": -4.0, "threshold_all": -4.0547}
+
+
+def test_the_original_rule_s_verdict_is_recorded_beside_and_a_is_compared_with_0():
+    full = [{"a": 0, "A": 47.34, "U": 85.20, "W": 66.11, "B2": 76.93, "H": 65.02, "N": 74.04},
+            {"a": 0.25, "A": 47.91, "U": 86.64, "W": 65.45, "B2": 77.59, "H": 65.13, "N": 73.82}]
+    got = decide(full)["rows"][1]
+    assert got["dMean"] == 1.0 and got["dA"] == 0.57 and got["dW"] == -0.66 and got["eligible_original"] is True
+    with pytest.raises(ValueError, match="include 0"):
+        decide(full[1:])
+
+
+def test_main_scores_each_alpha_once_and_again_when_a_reader_changes(tmp_path, monkeypatch):
+    base, run, build = tmp_path / "base", tmp_path / "run", tmp_path / "build"
+    for folder, data in ((base, b"base"), (run, b"run 1")):
+        folder.mkdir()
+        (folder / "model.safetensors").write_bytes(data)
+    calls = []
+
+    def fake_run(cmd, check, stdout, stderr):  # soup.py writes a summary, calibrate.py a report
+        calls.append([c for c in cmd[1:]])
+        if cmd[1].endswith("soup.py"):
+            alpha = float(cmd[cmd.index("--alphas") + 1])
+            out = tmp_path / cmd[cmd.index("--out") + 1]
+            out.mkdir(exist_ok=True)
+            (out / "training_summary.json").write_text(json.dumps({"history": [{
+                "alpha": alpha, "has_ans_f1_at_threshold": 47.0, "hard_neg_abstain": 85.0,
+                "new_wiki_f1_at_threshold": 66.0, "has_ans_f1": 65.0, "has_ans_f1_by_source": {"new_wiki_v1.0": 74.0},
+                "null_threshold": -2.0}]}))
+        else:
+            (tmp_path / cmd[cmd.index("--out") + 1]).write_text(json.dumps({
+                "held_out_at_half1_threshold": {"W": 66.0, "U": 88.0, "B": 77.0 + (cmd[3].endswith("0.5"))},
+                "threshold_half1": -4.0, "threshold_all": -4.0}))
+
+    monkeypatch.setattr(score_soups.subprocess, "run", fake_run)
+    monkeypatch.chdir(tmp_path)
+    argv = ["--run", "run", "--base", "base", "--tag", "t", "--alphas", "0,0.5", "--build", "build", "--",
+            "--seed", "61", "--bf16"]
+    assert score_soups.main(argv) == 0
+    assert [c[0].rsplit("/", 1)[-1] for c in calls] == ["soup.py", "calibrate.py"] * 2
+    assert calls[0][1:] == ["--readers", "base,run", "--alphas", "0", "--out", "build/t-soup-0",
+                            "--seed", "61", "--bf16"]
+    assert calls[1][1:] == ["--reader", "build/t-soup-0", "--bf16", "--out", "build/calibrate-t-0.json"]
+    summary = json.loads((build / "t-soups-summary.json").read_text())
+    assert summary["ships"] == 0.5 and summary["soup_options"] == ["--seed", "61", "--bf16"]
+    # run again: nothing is scored again
+    calls.clear()
+    score_soups.main(argv)
+    assert calls == []
+    # an alpha cut off midway (no record) is scored again, alone
+    (build / "t-soup-0.5.done.json").unlink()
+    score_soups.main(argv)
+    assert [c[c.index("--alphas") + 1] for c in calls if "--alphas" in c] == ["0.5"]
+    # the run's weights changed (a run started again): every alpha again
+    calls.clear()
+    (run / "model.safetensors").write_bytes(b"run 2")
+    score_soups.main(argv)
+    assert [c[c.index("--alphas") + 1] for c in calls if "--alphas" in c] == ["0", "0.5"]

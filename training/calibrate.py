@@ -185,16 +185,15 @@ def write_threshold(cfg_path: Path, key: str, res: dict, note_key: str, tool: st
 
 def write_report(res: dict, out: str | None) -> None:
     """Print a calibration report, and write it to ``out`` too when given."""
-    text = json.dumps(res, indent=1)
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(text)
-    print(text)
+        _write_json(Path(out), res, indent=1)  # atomic: a report that exists is whole (score_soups.py trusts that)
+    print(json.dumps(res, indent=1))
 
 
-def _write_json(path: Path, obj: dict) -> None:
+def _write_json(path: Path, obj: dict, indent: int = 2) -> None:
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
+    tmp.write_text(json.dumps(obj, indent=indent))
     tmp.replace(path)
 
 

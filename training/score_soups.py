@@ -2,13 +2,17 @@
 
 For each ``a`` in ``--alphas``: ``soup.py --readers BASE,RUN --alphas a --out build/TAG-soup-a`` (with every option
 after ``--`` passed on: the run's data options, seed and cache), then ``calibrate.py --reader build/TAG-soup-a
---bf16``. An alpha whose calibration report exists is not scored again, so a session that ends midway loses at most
-one alpha. Then the table and the choice, written to ``build/TAG-soups-summary.json``:
+--bf16``. An alpha is scored once: ``build/TAG-soup-a.done.json`` records what it was scored from (the two readers'
+weights by hash, the options), and an alpha whose record matches the current call is not scored again, so a session
+that ends midway loses at most one alpha, while a changed reader or option scores every alpha afresh. Then the table
+and the choice, written to ``build/TAG-soups-summary.json``:
 
 - B2: held-out balanced F1 at the threshold ``calibrate.py`` chooses on the other half (how the soup would ship);
 - H, N: answerable F1 always answering, over all sources and on new_wiki (no threshold in them);
 - eligible: ``a > 0`` with B2 at least 0.5 above ``a = 0`` and H and N falling by at most 1.0; the highest B2
-  ships, ties to the smaller ``a`` (the amendment of ``runs/2026-12-05-cpu-wiki5-rule.txt``, and the rules after it).
+  ships, ties to the smaller ``a`` (the amendment of ``runs/2026-12-05-cpu-wiki5-rule.txt``, and the rules after it);
+- recorded beside it, deciding nothing: the original rule's verdict ((A + U) / 2 at least 0.5 up, A falling by at
+  most 2.0, W by at most 1.0), as the amendment asks.
 
     .venv/bin/python training/score_soups.py --run /tmp/reader-wiki6 --tag wiki6 -- --data ../shared/data/qa-train \\
         --cache /tmp/reader-wiki6/data.pt --seed 61 --neg-fraction 0.4 --removed-negatives 0.5 \\
@@ -17,6 +21,7 @@ one alpha. Then the table and the choice, written to ``build/TAG-soups-summary.j
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import subprocess
 import sys
@@ -31,25 +36,43 @@ def row(alpha: float, summary: dict, calibration: dict) -> dict:
     h = next(x for x in summary["history"] if float(x["alpha"]) == alpha)
     held = calibration["held_out_at_half1_threshold"]
     return {"a": alpha, "A": h["has_ans_f1_at_threshold"], "U": h["hard_neg_abstain"],
-            "W": h["new_wiki_f1_at_threshold"], "H": round(h["has_ans_f1"], 2),
-            "N": round(h["has_ans_f1_by_source"]["new_wiki_v1.0"], 2), "soup_threshold": h["null_threshold"],
+            "W": h["new_wiki_f1_at_threshold"], "H": h["has_ans_f1"],
+            "N": h["has_ans_f1_by_source"]["new_wiki_v1.0"], "soup_threshold": h["null_threshold"],
             "B2": held["B"], "W2": held["W"], "U2": held["U"],
             "threshold_half1": round(calibration["threshold_half1"], 4),
             "threshold_all": round(calibration["threshold_all"], 4)}
 
 
 def decide(rows: list[dict], min_b2: float = 0.5, max_drop: float = 1.0) -> dict:
-    """Each row's differences from ``a = 0`` and eligibility, and the alpha that ships (None: nothing ships)."""
-    base = next(r for r in rows if r["a"] == 0)
+    """Each row's differences from ``a = 0`` and eligibility, and the alpha that ships (None: nothing ships); the
+    original rule's verdict beside it (``eligible_original``), deciding nothing. Bounds are held against unrounded
+    differences (B2 is rounded to 2 places by calibrate.py)."""
+    base = next((r for r in rows if r["a"] == 0), None)
+    if base is None:
+        raise ValueError("the rule compares with a = 0: include 0 in --alphas")
     out = []
     for r in rows:
-        d = {"dB2": round(r["B2"] - base["B2"], 2), "dH": round(r["H"] - base["H"], 2),
-             "dN": round(r["N"] - base["N"], 2)}
-        d["eligible"] = r["a"] > 0 and d["dB2"] >= min_b2 and d["dH"] >= -max_drop and d["dN"] >= -max_drop
+        d_b2, d_h, d_n = r["B2"] - base["B2"], r["H"] - base["H"], r["N"] - base["N"]
+        d_mean = (r["A"] + r["U"]) / 2 - (base["A"] + base["U"]) / 2 if "A" in r else None
+        d = {"dB2": round(d_b2, 2), "dH": round(d_h, 2), "dN": round(d_n, 2),
+             "eligible": r["a"] > 0 and d_b2 >= min_b2 - 1e-9 and d_h >= -max_drop and d_n >= -max_drop}
+        if d_mean is not None:
+            d_a, d_w = r["A"] - base["A"], r["W"] - base["W"]
+            d.update(dMean=round(d_mean, 2), dA=round(d_a, 2), dW=round(d_w, 2),
+                     eligible_original=r["a"] > 0 and d_mean >= 0.5 and d_a >= -2.0 and d_w >= -1.0)
         out.append({**r, **d})
     eligible = [r for r in out if r["eligible"]]
     ships = max(eligible, key=lambda r: (r["B2"], -r["a"]))["a"] if eligible else None
     return {"rows": out, "ships": ships}
+
+
+def weights_hash(folder: Path) -> str:
+    """sha256 of a reader folder's model.safetensors (first 16 hex digits)."""
+    h = hashlib.sha256()
+    with open(folder / "model.safetensors", "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
 
 
 def main(argv=None) -> int:
@@ -65,10 +88,14 @@ def main(argv=None) -> int:
     a = p.parse_args(own)
     build = Path(a.build)
     build.mkdir(parents=True, exist_ok=True)
+    made_from = {"base": a.base, "run": a.run, "base_weights": weights_hash(Path(a.base)),
+                 "run_weights": weights_hash(Path(a.run)), "soup_options": passed}
     rows = []
     for alpha in a.alphas.split(","):
         soup, cal = build / f"{a.tag}-soup-{alpha}", build / f"calibrate-{a.tag}-{alpha}.json"
-        if not cal.exists():
+        done = build / f"{a.tag}-soup-{alpha}.done.json"
+        if not (done.exists() and json.loads(done.read_text()) == made_from):
+            done.unlink(missing_ok=True)
             with open(build / f"{a.tag}-soup-{alpha}.log", "w") as log:
                 subprocess.run([sys.executable, str(HERE / "soup.py"), "--readers", f"{a.base},{a.run}",
                                 "--alphas", alpha, "--out", str(soup), *passed], check=True, stdout=log,
@@ -76,9 +103,10 @@ def main(argv=None) -> int:
             with open(build / f"calibrate-{a.tag}-{alpha}.log", "w") as log:
                 subprocess.run([sys.executable, str(HERE / "calibrate.py"), "--reader", str(soup), "--bf16",
                                 "--out", str(cal)], check=True, stdout=log, stderr=subprocess.STDOUT)
+            done.write_text(json.dumps(made_from))  # written last: the alpha is whole
         rows.append(row(float(alpha), json.loads((soup / "training_summary.json").read_text()),
                         json.loads(cal.read_text())))
-    res = {"run": a.run, "base": a.base, "soup_options": passed, **decide(rows)}
+    res = {**made_from, **decide(rows)}
     (build / f"{a.tag}-soups-summary.json").write_text(json.dumps(res, indent=1))
     print(json.dumps(res, indent=1))
     return 0
