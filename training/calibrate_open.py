@@ -27,7 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
+import os
 import sys
 import time
 import unicodedata
@@ -39,13 +39,11 @@ sys.path.insert(0, str(ROOT / "training"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from calibrate import SOURCE, _write_json, half, rounded, write_report, write_threshold  # noqa: E402
 
+from qa.reading.reader import _sigmoid  # noqa: E402  (the reader's confidence of a margin)
+
 log = logging.getLogger("calibrate_open")
 RETRIEVED = 16  # passages retrieved per question: enough for k passages that are not the question's own
 MARGINS = [m / 4 for m in range(-32, 33)]  # the thresholds tried, as margins (logits of the confidence)
-
-
-def _sigmoid(m: float) -> float:
-    return 1.0 / (1.0 + math.exp(-m))
 
 
 def _spaced(text: str) -> str:
@@ -75,7 +73,7 @@ def readings(assistant, questions, k: int, normalize) -> list[dict]:
 
         others = [h for h in hits if h.chunk.doc_id != q.doc_id][:k]
         kept = len(others) == k and not holds_answer([h.chunk.text for h in others], q.answers, normalize)
-        out.append({"id": q.id, "answers": q.answers, "question": q.question, "has": reading(hits[:k]),
+        out.append({"id": q.id, "answers": q.answers, "has": reading(hits[:k]),
                     "neg": reading(others) if kept else None})
         if n % 100 == 0:
             log.info("%d/%d read", n, len(questions))
@@ -164,8 +162,6 @@ def main(argv=None) -> int:
 
         set_path.parent.mkdir(parents=True, exist_ok=True)
         _write_json(set_path, build(Path(args.data)))
-    import os
-
     os.environ["QA_READER_MODEL"] = str(folder.resolve())
     qs = load_questions(set_path)
     s = corpus_index(qs, Settings(), progress=None)
