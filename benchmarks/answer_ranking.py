@@ -114,25 +114,26 @@ def ceilings(data, threshold: float) -> dict:
     """What no ranking rule can beat, by passages read: EM if the best of the passages' spans were always picked
     (spans at or above the threshold, and any span), how often the question's own paragraph was read, the EM of its
     span when it was, and the share of questions with no span at or above the threshold ("not found")."""
+    def em(sp, q) -> float:
+        return exact_score(sp.text, q.answers) if sp is not None else 0.0
+
+    def pct(values) -> float | None:
+        return round(100 * float(np.mean(values)), 1) if len(values) else None
+
+    def above(sp) -> bool:
+        return sp is not None and sp.score >= threshold
+
     out = {}
     for k in (1, 3, 5, 8, 10):
-        def em(sp, q) -> float:
-            return exact_score(sp.text, q.answers) if sp is not None else 0.0
-
         rows = [(q, reads[:k]) for q, reads in data]
-        gold = [(q, [sp for h, sp in reads if h.chunk.doc_id == q.doc_id]) for q, reads in rows]
-        with_gold = [(q, sps) for q, sps in gold if sps]
-        own_em = [max(em(sp, q) for sp in sps) for q, sps in with_gold]
+        own = [[sp for h, sp in reads if h.chunk.doc_id == q.doc_id] for q, reads in rows]
         out[f"k{k}"] = {
-            "em_best_span_above_threshold": round(100 * float(np.mean([max(
-                [em(sp, q) for _, sp in reads if sp is not None and sp.score >= threshold], default=0.0)
-                for q, reads in rows])), 1),
-            "em_best_span": round(100 * float(np.mean([max([em(sp, q) for _, sp in reads], default=0.0)
-                                                       for q, reads in rows])), 1),
-            "own_paragraph_read": round(100 * len(with_gold) / len(rows), 1),
-            "em_own_paragraph_when_read": round(100 * float(np.mean(own_em)), 1) if own_em else None,
-            "not_found": round(100 * float(np.mean([not any(sp is not None and sp.score >= threshold
-                                                            for _, sp in reads) for q, reads in rows])), 1)}
+            "em_best_span_above_threshold": pct([max([em(sp, q) for _, sp in reads if above(sp)], default=0.0)
+                                                 for q, reads in rows]),
+            "em_best_span": pct([max([em(sp, q) for _, sp in reads], default=0.0) for q, reads in rows]),
+            "own_paragraph_read": pct([bool(sps) for sps in own]),
+            "em_own_paragraph_when_read": pct([max(em(sp, q) for sp in sps) for (q, _), sps in zip(rows, own) if sps]),
+            "not_found": pct([not any(above(sp) for _, sp in reads) for q, reads in rows])}
     return out
 
 

@@ -19,11 +19,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from qa.assistant import Assistant  # noqa: E402
+from qa.assistant import Assistant, make_reader  # noqa: E402
 from qa.eval.bench import _default_corpus, _pct, _questions  # noqa: E402
 from qa.ingest.files import load_paths  # noqa: E402
 from qa.models.encoder import Encoder  # noqa: E402
 from qa.settings import Settings  # noqa: E402
+from qa.store.index import IndexStore  # noqa: E402
 from qa.store.indexer import Indexer  # noqa: E402
 
 
@@ -40,7 +41,8 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     Indexer(s, encoder).sync([corpus])
     index_s = time.perf_counter() - t0
-    assistant = Assistant.open(s.index_dir, settings=s)
+    # the encoder that indexed also embeds the questions: one load of each model
+    assistant = Assistant(IndexStore.open(s.index_dir), encoder, make_reader(s), s)
     assistant.warm_up()
     qs = _questions(load_paths([corpus]).documents, a.questions)
     for q in qs[:3]:

@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT / "training"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from calibrate import SOURCE, _write_json, half, rounded, write_report, write_threshold  # noqa: E402
 
+from qa.assistant import _compose_answer  # noqa: E402
 from qa.reading.reader import _sigmoid  # noqa: E402  (the reader's confidence of a margin)
 
 log = logging.getLogger("calibrate_open")
@@ -82,8 +83,6 @@ def readings(assistant, questions, k: int, normalize) -> list[dict]:
 
 def answers_at(rows: list[dict], t: float, retrieval_weight: float, documents) -> list[dict]:
     """Each row's answer text (None: not found) for its answerable and unanswerable readings at threshold ``t``."""
-    from qa.assistant import _compose_answer
-
     def pick(reading):
         if reading is None:
             return None
