@@ -351,10 +351,11 @@ def choose(question: str, text: str, candidates: Sequence, sentences: Sequence[t
     score = best.score - (0.0 if right_kind(best) else penalty)
     start, end = best.start, best.end
     plural = asks_for_list(question)
-    gap = _list_gap(lists)
-    if plural or (gap is not None and not _singular(question)):
+    gap = None if lists == "attached" else _list_gap(lists)
+    if plural or ((lists == "attached" or gap is not None) and not _singular(question)):
         found = _list_around(text, start, end, sentences)
-        if found is not None and (plural or _rated_near_best(found, candidates, gap)):
+        if found is not None and (plural or (_attached(question, text, found, sentences) if lists == "attached"
+                                             else _rated_near_best(found, candidates, gap))):
             start, end = found.start, found.end
     elif noun:
         start, end = _narrow_to_name(noun, text, start, end)
@@ -363,15 +364,45 @@ def choose(question: str, text: str, candidates: Sequence, sentences: Sequence[t
 
 def _list_gap(lists: str) -> float | None:
     """How far below the best candidate the whole list may score and still be the answer of a kind-less question:
-    None for "plural" (list questions only), infinity for "members", D for "near:D"."""
-    if lists == "plural":
+    None for "plural" (list questions only) and "attached" (decided by :func:`_attached`), infinity for "members",
+    D for "near:D"."""
+    if lists in ("plural", "attached"):
         return None
     if lists == "members":
         return math.inf
     m = re.fullmatch(r"near:(\d+(?:\.\d+)?)", lists)
     if not m:
-        raise ValueError(f"lists must be 'plural', 'members' or 'near:D', not {lists!r}")
+        raise ValueError(f"lists must be 'plural', 'attached', 'members' or 'near:D', not {lists!r}")
     return float(m.group(1))
+
+
+_QUESTION_STOP = _FUNCTION | frozenset("what which when where whom whose does have been were with that this these "
+                                        "those there their they them into about much many".split())
+
+
+def _stem(word: str) -> str:
+    return word[:5]
+
+
+def _attached(question: str, text: str, found: ListSpan, sentences: Sequence[tuple[int, int]]) -> bool:
+    """Whether the list ``found`` hangs on the question's own words: the nearest content word before it (skipping up
+    to two function words: "hindered *by* corruption, lack of ...") or the first after it (skipping up to two: "men,
+    women, and children *subjected* to") shares its first five letters with a content word of the question."""
+    asked = {_stem(w) for w in _WORDS.findall(question.lower()) if len(w) >= 4 and w not in _QUESTION_STOP}
+    sent = next(((a, b) for a, b in sentences if a <= found.start and found.end <= b), None)
+    if sent is None or not asked:
+        return False
+    before = _WORDS.findall(text[sent[0]:found.start].lower())[::-1]
+    after = _WORDS.findall(text[found.end:sent[1]].lower())
+    return any(_stem(w) in asked for w in (_nearest_content(before), _nearest_content(after)) if w)
+
+
+def _nearest_content(words: list[str], skip: int = 2) -> str | None:
+    """The first of ``words`` that is not a function word, if at most ``skip`` function words come before it."""
+    for i, w in enumerate(words[: skip + 1]):
+        if w not in _FUNCTION and w not in ("the", "a", "an"):
+            return w
+    return None
 
 
 def _rated_near_best(found: ListSpan, candidates: Sequence, gap: float) -> bool:
