@@ -122,10 +122,14 @@ def test_a_cache_made_with_other_data_options_is_refused(tmp_path):
     from train_reader import _DATA_SHAPE, prepare
     opts = dict(seed=31, neg_fraction=0.4, removed_negatives=0.5, swapped_negatives=1.0, antonym_negatives=1.0,
                 negated_negatives=1.0, max_val_examples=2000, max_len=384, stride=128)
-    assert set(opts) == set(_DATA_SHAPE)
+    # a cache made before --paragraph-swapped-negatives existed does not record it: it was made with its default
+    assert set(opts) | {"paragraph_swapped_negatives"} == set(_DATA_SHAPE)
     cache = tmp_path / "data.pt"
     torch.save(({"input_ids": []}, {"input_ids": []}, [], {"data_shape": opts}), cache)
-    same = SimpleNamespace(cache=str(cache), max_train_examples=1, **opts)  # the sample size is not checked
+    same = SimpleNamespace(cache=str(cache), max_train_examples=1, paragraph_swapped_negatives=0.0,
+                           **opts)  # the sample size is not checked
     assert prepare(same, tokenizer=None)[3]["data_shape"] == opts
     with pytest.raises(SystemExit, match="antonym_negatives"):
         prepare(SimpleNamespace(**{**vars(same), "antonym_negatives": 0.0}), tokenizer=None)
+    with pytest.raises(SystemExit, match="paragraph_swapped_negatives"):
+        prepare(SimpleNamespace(**{**vars(same), "paragraph_swapped_negatives": 1.0}), tokenizer=None)

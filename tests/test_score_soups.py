@@ -35,6 +35,20 @@ def test_a_soup_that_loses_answer_quality_or_gains_too_little_does_not_ship():
     assert decide([base, _row(0.75, 71.0), _row(0.25, 71.0)])["ships"] == 0.25
 
 
+def test_deciding_by_five_each_takes_b5_with_b2_as_a_guard():
+    def r(a, b5, b2=70.0, h=65.0, n=74.0):
+        return {**_row(a, b2, h, n), "B5": b5}
+    base = r(0, 60.0)
+    assert decide([base, r(0.5, 60.49)], by="five-each")["ships"] is None  # B5 +0.49
+    assert decide([base, r(0.5, 61.0, b2=69.49)], by="five-each")["ships"] is None  # B2 -0.51
+    assert decide([base, r(0.5, 61.0, n=72.9)], by="five-each")["ships"] is None  # N -1.1
+    got = decide([base, r(0.5, 60.5, b2=69.5, h=64.0, n=73.0), r(0.25, 62.0, b2=71.0)], by="five-each")
+    assert got["ships"] == 0.25 and got["decided_by"] == "five-each"  # the highest B5, not the highest B2 alone
+    assert got["rows"][1]["dB5"] == 0.5 and got["rows"][1]["eligible"] is True  # the bounds themselves pass
+    # by three-pooled, B5 plays no part: B2 +1.0 ships 0.25
+    assert decide([base, r(0.25, 50.0, b2=71.0)])["ships"] == 0.25
+
+
 def test_a_row_reads_the_soup_summary_and_the_calibration_report():
     summary = {"history": [{"alpha": 0.0, "has_ans_f1_at_threshold": 1}, {
         "alpha": 0.25, "has_ans_f1_at_threshold": 47.91, "hard_neg_abstain": 86.64, "new_wiki_f1_at_threshold": 65.45,

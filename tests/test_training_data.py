@@ -5,7 +5,8 @@ from conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "training"))
 from reader_data import (Example, add_antonym_question_negatives, add_negated_question_negatives,  # noqa: E402
-                         add_removed_sentence_negatives, add_swapped_question_negatives)
+                         add_paragraph_swapped_question_negatives, add_removed_sentence_negatives,
+                         add_swapped_question_negatives)
 
 CTX = ("The Kell bridge crosses the Tamar river. It was designed by Ada Voss in 1901. "
        "Construction took six years! Its towers are \"granite.\" Traffic opened in 1907.")
@@ -99,6 +100,41 @@ def test_a_name_is_not_swapped_for_a_form_of_one_the_paragraph_holds():
     exs = [_asked("Who led the Normans?", "Rollo", normans), _asked("Who built the Norman keep?", "Lena Brandt", keep)]
     # "Norman" -> "Normans" (and back) would still be answered by the paragraph: no negative
     assert add_swapped_question_negatives(exs, 1.0, seed=0) == []
+
+
+def test_a_paragraph_swap_asks_about_another_name_of_the_paragraph_not_in_the_answer_sentence():
+    ctx = ("The Kell bridge crosses the Tamar river near Orvik. It was designed by Ada Voss in 1901 for the Kell "
+           "council. The Hale tower was finished by Lena Brandt in 1907.")
+    ex = _asked("Who designed the Kell bridge in 1901?", "Ada Voss", ctx)
+    seen = set()
+    for seed in range(30):
+        for neg in add_paragraph_swapped_question_negatives([ex], 1.0, seed=seed):
+            assert neg.qid == "q1/pswap" and neg.answers == [] and neg.answer_start == -1 and neg.synthetic
+            assert neg.context == ctx
+            seen.add(neg.question)
+    # "Kell" and "1901" are in the answer's sentence; each is swapped for a name or year of the paragraph that the
+    # answer's sentence lacks: not "Ada Voss" or "Kell" (in it), not "Tamar" or "Orvik" (within 40 characters of
+    # "Kell": they may name the same thing), not "The Hale" (a sentence's first word, capitalised anyway)
+    assert seen == {"Who designed the Lena Brandt bridge in 1901?", "Who designed the Kell bridge in 1907?"}
+
+
+def test_a_paragraph_swap_skips_names_that_may_name_the_same_thing():
+    ctx = "The prize went to America (the United States) in 1950. America later hosted the USA games in 1960."
+    ex = _asked("Which country won the prize in 1950?", "America", ctx)
+    # no name of the question is in the answer's sentence except the year, which swaps to 1960 only
+    assert {n.question for n in add_paragraph_swapped_question_negatives([ex], 1.0, seed=0)} <= {
+        "Which country won the prize in 1960?"}
+    ctx = "Proudhon wrote the book in Paris. Proudhon's friends met there each year, and later in Lyon."
+    ex = _asked("Where did Proudhon write the book?", "Paris", ctx)
+    # "Proudhon's" shares its word with "Proudhon"; "Lyon" is left: the only swap
+    assert {n.question for n in add_paragraph_swapped_question_negatives([ex], 1.0, seed=0)} == {
+        "Where did Lyon write the book?"}
+    ctx = "The MDCM degree is given at McGill. In full, Medicinae Doctorem is its Latin name."
+    ex = _asked("Which school gives the MDCM degree?", "McGill", ctx)
+    # "Medicinae Doctorem" has the initials MD, with which "MDCM" starts: may be its name, never swapped in
+    assert {n.question for seed in range(20) for n in add_paragraph_swapped_question_negatives([ex], 1.0, seed)} == {
+        "Which school gives the Latin degree?"}
+    assert add_paragraph_swapped_question_negatives([ex], 0.0, seed=0) == []
 
 
 def test_an_antonym_negative_turns_a_word_the_paragraph_uses_into_one_it_lacks():

@@ -41,9 +41,9 @@ class Example:
 
 # the id suffix each negative generator appends: the same question on another passage (the most similar paragraph,
 # the paragraph with the answer's sentences cut out), or another question on the same passage (swapped, antonym,
-# negated)
+# negated, a name or year swapped for another of the same paragraph)
 OTHER_PASSAGE_SUFFIXES = ("/neg", "/cut")
-OTHER_QUESTION_SUFFIXES = ("/swap", "/ant", "/not")
+OTHER_QUESTION_SUFFIXES = ("/swap", "/ant", "/not", "/pswap")
 
 
 def question_of(qid: str) -> str:
@@ -288,6 +288,78 @@ def add_swapped_question_negatives(examples: list[Example], fraction: float, see
             continue
         question = ex.question[:s] + new + ex.question[e:]
         out.append(Example(ex.qid + "/swap", question, ex.context, [], -1, "", ex.source, synthetic=True))
+    return out
+
+
+def _sentences_around(context: str, a0: int, a1: int) -> tuple[int, int]:
+    """The start and end of the sentence(s) of ``context`` that ``context[a0:a1]`` overlaps."""
+    bounds, pos = [], 0
+    for m in _SENTENCE_END.finditer(context):
+        bounds.append((pos, m.end()))
+        pos = m.end()
+    bounds.append((pos, len(context)))
+    hit = [(s, e) for s, e in bounds if s < a1 and e > a0] or [(0, len(context))]
+    return hit[0][0], hit[-1][1]
+
+
+def _paragraph_terms(context: str, kind: str) -> list[str]:
+    """The paragraph's names (``ENTITY``, not only at a sentence's start, where any word is capitalised) or years."""
+    if kind == "year":
+        return list(dict.fromkeys(m.group() for m in _YEAR.finditer(context)))
+    inside = [m for m in ENTITY.finditer(context) if m.start() > 0
+              and not re.search(r"[.!?][\"')\]]*\s+$|^\s*$", context[max(0, m.start() - 4):m.start()])]
+    return list(dict.fromkeys(m.group() for m in inside if len(m.group()) >= 3
+                              and m.group().lower() not in _QUESTION_WORDS and not _YEAR.fullmatch(m.group())))
+
+
+def _same_name(old: str, new: str, context: str) -> bool:
+    """Whether ``new`` may name what ``old`` names, so that swapping them leaves the question answerable: a word
+    (or its first five letters) in common ("Proudhon" / "Proudhon's"), one the other's initials ("MDCM" / "Medicinae
+    Doctorem"), or the two within 40 characters of each other in the paragraph ("America (the United States)")."""
+    stems = lambda t: {w[:5] for w in _WORD.findall(t.lower())}  # noqa: E731
+    if stems(old) & stems(new):
+        return True
+    initials = lambda t: "".join(w[0] for w in _WORD.findall(t)).upper()  # noqa: E731
+    for a, b in ((old, new), (new, old)):
+        if a.isupper() and len(b.split()) > 1 and (a.startswith(initials(b)) or initials(b).startswith(a)):
+            return True
+    near = re.compile(re.escape(old) + r".{0,40}" + re.escape(new) + "|" + re.escape(new) + r".{0,40}"
+                      + re.escape(old), re.DOTALL)
+    return bool(near.search(context))
+
+
+def add_paragraph_swapped_question_negatives(examples: list[Example], fraction: float, seed: int) -> list[Example]:
+    """The question with one of its names or years swapped for ANOTHER name or year of the same paragraph, one the
+    answer's sentence does not hold: every word of the new question is in the paragraph, but what it asks about the
+    new name is not. The harder form of SQuAD 2.0's "entity swap" (``add_swapped_question_negatives`` brings in a
+    term the paragraph lacks, which a reader can learn to spot by that word alone).
+
+    Only a name or year that the answer's own sentence holds is swapped, for one of as many words (one more or
+    fewer for a name) that shares no word with it and that neither the answer's sentence nor the question holds.
+    """
+    rng = random.Random(seed)
+    out: list[Example] = []
+    for ex in examples:
+        if not ex.answers or ex.answer_start < 0 or rng.random() >= fraction:
+            continue
+        s0, s1 = _sentences_around(ex.context, ex.answer_start, ex.answer_start + len(ex.answer_text))
+        sentence, q_low = ex.context[s0:s1].lower(), ex.question.lower()
+        options = []
+        for s, e, kind in _swappable(ex.question, ex.context):
+            old = ex.question[s:e]
+            if old.lower() not in sentence:
+                continue
+            for new in _paragraph_terms(ex.context, kind):
+                low = new.lower()
+                if (low in sentence or low in q_low or _same_name(old, new, ex.context)
+                        or abs(len(new.split()) - len(old.split())) > (1 if kind == "name" else 0)):
+                    continue
+                options.append((s, e, new))
+        if not options:
+            continue
+        s, e, new = rng.choice(options)
+        question = ex.question[:s] + new + ex.question[e:]
+        out.append(Example(ex.qid + "/pswap", question, ex.context, [], -1, "", ex.source, synthetic=True))
     return out
 
 

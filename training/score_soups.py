@@ -14,6 +14,11 @@ and the choice, written to ``build/TAG-soups-summary.json``:
 - recorded beside it, deciding nothing: the original rule's verdict ((A + U) / 2 at least 0.5 up, A falling by at
   most 2.0, W by at most 1.0), as the amendment asks.
 
+With ``--decide-by five-each`` (``runs/2026-12-05-cpu-pswap-rule.txt``) each soup is also calibrated on
+``calibrate.py --set five-each`` (U the mean over five kinds of negative, the antonym and negated questions among
+them), whose held-out B, B5, decides instead: eligible with B5 at least 0.5 up, B2 falling by at most 0.5, and H and N
+by at most 1.0; the highest B5 ships.
+
     .venv/bin/python training/score_soups.py --run /tmp/reader-wiki6 --tag wiki6 -- --data ../shared/data/qa-train \\
         --cache /tmp/reader-wiki6/data.pt --seed 61 --neg-fraction 0.4 --removed-negatives 0.5 \\
         --swapped-negatives 1.0 --antonym-negatives 1.0 --negated-negatives 1.0 --max-val-examples 2000 --bf16
@@ -43,7 +48,7 @@ def row(alpha: float, summary: dict, calibration: dict) -> dict:
             "threshold_all": round(calibration["threshold_all"], 4)}
 
 
-def decide(rows: list[dict], min_b2: float = 0.5, max_drop: float = 1.0) -> dict:
+def decide(rows: list[dict], min_b2: float = 0.5, max_drop: float = 1.0, by: str = "three-pooled") -> dict:
     """Each row's differences from ``a = 0`` and eligibility, and the alpha that ships (None: nothing ships); the
     original rule's verdict beside it (``eligible_original``), deciding nothing. Bounds are held against unrounded
     differences (B2 is rounded to 2 places by calibrate.py)."""
@@ -56,14 +61,23 @@ def decide(rows: list[dict], min_b2: float = 0.5, max_drop: float = 1.0) -> dict
         d_mean = (r["A"] + r["U"]) / 2 - (base["A"] + base["U"]) / 2 if "A" in r else None
         d = {"dB2": round(d_b2, 2), "dH": round(d_h, 2), "dN": round(d_n, 2),
              "eligible": r["a"] > 0 and d_b2 >= min_b2 - 1e-9 and d_h >= -max_drop and d_n >= -max_drop}
+        if by == "five-each":
+            d_b5 = r["B5"] - base["B5"]
+            d.update(dB5=round(d_b5, 2), eligible=r["a"] > 0 and d_b5 >= min_b2 - 1e-9 and d_b2 >= -min_b2 - 1e-9
+                     and d_h >= -max_drop and d_n >= -max_drop)
         if d_mean is not None:
             d_a, d_w = r["A"] - base["A"], r["W"] - base["W"]
             d.update(dMean=round(d_mean, 2), dA=round(d_a, 2), dW=round(d_w, 2),
                      eligible_original=r["a"] > 0 and d_mean >= 0.5 and d_a >= -2.0 and d_w >= -1.0)
         out.append({**r, **d})
     eligible = [r for r in out if r["eligible"]]
-    ships = max(eligible, key=lambda r: (r["B2"], -r["a"]))["a"] if eligible else None
-    return {"rows": out, "ships": ships}
+    key = "B5" if by == "five-each" else "B2"
+    ships = max(eligible, key=lambda r: (r[key], -r["a"]))["a"] if eligible else None
+    return {"rows": out, "ships": ships, "decided_by": by}
+
+
+def cal5(build: Path, tag: str, alpha: str) -> Path:
+    return build / f"calibrate5-{tag}-{alpha}.json"
 
 
 def weights_hash(folder: Path) -> str:
@@ -85,11 +99,15 @@ def main(argv=None) -> int:
     p.add_argument("--tag", required=True)
     p.add_argument("--alphas", default=ALPHAS)
     p.add_argument("--build", default="build")
+    p.add_argument("--decide-by", choices=("three-pooled", "five-each"), default="three-pooled",
+                   help="the calibration set whose held-out B decides (five-each: B5, with B2 as a guard)")
     a = p.parse_args(own)
     build = Path(a.build)
     build.mkdir(parents=True, exist_ok=True)
     made_from = {"base": a.base, "run": a.run, "base_weights": weights_hash(Path(a.base)),
                  "run_weights": weights_hash(Path(a.run)), "soup_options": passed}
+    if a.decide_by != "three-pooled":
+        made_from["decide_by"] = a.decide_by
     rows = []
     for alpha in a.alphas.split(","):
         soup, cal = build / f"{a.tag}-soup-{alpha}", build / f"calibrate-{a.tag}-{alpha}.json"
@@ -103,10 +121,18 @@ def main(argv=None) -> int:
             with open(build / f"calibrate-{a.tag}-{alpha}.log", "w") as log:
                 subprocess.run([sys.executable, str(HERE / "calibrate.py"), "--reader", str(soup), "--bf16",
                                 "--out", str(cal)], check=True, stdout=log, stderr=subprocess.STDOUT)
+            if a.decide_by == "five-each":
+                with open(build / f"calibrate5-{a.tag}-{alpha}.log", "w") as log:
+                    subprocess.run([sys.executable, str(HERE / "calibrate.py"), "--reader", str(soup), "--bf16",
+                                    "--set", "five-each", "--out", str(cal5(build, a.tag, alpha))], check=True,
+                                   stdout=log, stderr=subprocess.STDOUT)
             done.write_text(json.dumps(made_from))  # written last: the alpha is whole
-        rows.append(row(float(alpha), json.loads((soup / "training_summary.json").read_text()),
-                        json.loads(cal.read_text())))
-    res = {**made_from, **decide(rows)}
+        r = row(float(alpha), json.loads((soup / "training_summary.json").read_text()), json.loads(cal.read_text()))
+        if a.decide_by == "five-each":
+            held = json.loads(cal5(build, a.tag, alpha).read_text())["held_out_at_half1_threshold"]
+            r.update(B5=held["B"], W5=held["W"], U5=held["U"])
+        rows.append(r)
+    res = {**made_from, **decide(rows, by=a.decide_by)}
     (build / f"{a.tag}-soups-summary.json").write_text(json.dumps(res, indent=1))
     print(json.dumps(res, indent=1))
     return 0

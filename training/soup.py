@@ -72,7 +72,8 @@ def main(argv=None) -> int:
                                 removed_negatives=args.removed_negatives,
                                 swapped_negatives=args.swapped_negatives,
                                 antonym_negatives=args.antonym_negatives,
-                                negated_negatives=args.negated_negatives, max_train_examples=1,
+                                negated_negatives=args.negated_negatives,
+                                paragraph_swapped_negatives=args.paragraph_swapped_negatives, max_train_examples=1,
                                 max_val_examples=args.max_val_examples, max_len=cfg["max_length"],
                                 stride=cfg["stride"], workers=0, cache=args.cache)
     _, tok_val, val_examples, stats = prepare(data_args, tokenizer)

@@ -38,8 +38,9 @@ from qa.reading.decoding import decode_window, merge_windows  # noqa: E402
 from qa.eval.metrics import exact_score, f1_score  # noqa: E402
 from reader_data import (OTHER_PASSAGE_SUFFIXES, OTHER_QUESTION_SUFFIXES, Example,  # noqa: E402
                          add_antonym_question_negatives, add_negated_question_negatives,
-                         add_removed_sentence_negatives, add_retrieved_negatives, add_swapped_question_negatives,
-                         load_examples, question_of, tokenize_windows_parallel)
+                         add_paragraph_swapped_question_negatives, add_removed_sentence_negatives,
+                         add_retrieved_negatives, add_swapped_question_negatives, load_examples, question_of,
+                         tokenize_windows_parallel)
 
 log = logging.getLogger("train_reader")
 
@@ -260,20 +261,23 @@ def passage_ranking_loss(start_logits: torch.Tensor, end_logits: torch.Tensor, s
 # the options that shape the validation split and the negatives: a cache made with others is refused (the training
 # sample's size, --max-train-examples, is left out: soup.py reuses a run's cache for its validation split only)
 _DATA_SHAPE = ("seed", "neg_fraction", "removed_negatives", "swapped_negatives", "antonym_negatives",
-               "negated_negatives", "max_val_examples", "max_len", "stride")
+               "negated_negatives", "paragraph_swapped_negatives", "max_val_examples", "max_len", "stride")
+# options added after caches were made: a cache that does not record one was made with its default
+_SHAPE_DEFAULTS = {"paragraph_swapped_negatives": 0.0}
 
 
 def prepare(args, tokenizer) -> tuple[dict, dict, list[Example], dict]:
     cache = Path(args.cache) if args.cache else None
-    shape = {k: getattr(args, k) for k in _DATA_SHAPE}
+    shape = {k: getattr(args, k, _SHAPE_DEFAULTS.get(k)) for k in _DATA_SHAPE}
     if cache and cache.exists():
         log.info("loading tokenised data from %s", cache)
         bundle = torch.load(cache, weights_only=False)
         made_with = bundle[3].get("data_shape")
         if made_with is None:
             log.warning("%s does not record the options it was made with; make sure they match", cache)
-        elif made_with != shape:
-            diff = {k: (made_with.get(k), v) for k, v in shape.items() if made_with.get(k) != v}
+        elif {k: made_with.get(k, _SHAPE_DEFAULTS.get(k)) for k in shape} != shape:
+            diff = {k: (made_with.get(k, _SHAPE_DEFAULTS.get(k)), v) for k, v in shape.items()
+                    if made_with.get(k, _SHAPE_DEFAULTS.get(k)) != v}
             raise SystemExit(f"{cache} was made with other data options (cache, now): {diff}; delete it or match them")
         return bundle
     t0 = time.time()
@@ -296,7 +300,9 @@ def prepare(args, tokenizer) -> tuple[dict, dict, list[Example], dict]:
             ("removed_sentence", add_removed_sentence_negatives, args.removed_negatives),
             ("swapped_question", add_swapped_question_negatives, args.swapped_negatives),
             ("antonym_question", add_antonym_question_negatives, args.antonym_negatives),
-            ("negated_question", add_negated_question_negatives, args.negated_negatives))):
+            ("negated_question", add_negated_question_negatives, args.negated_negatives),
+            ("paragraph_swapped_question", add_paragraph_swapped_question_negatives,
+             getattr(args, "paragraph_swapped_negatives", 0.0)))):
         made_train = make(train, fraction, args.seed + 2 + 2 * k)
         made_val = make(val, fraction, args.seed + 3 + 2 * k)
         train_all, val_all = train_all + made_train, val_all + made_val
@@ -712,7 +718,8 @@ def _summary(args, run: _Run, stats: dict, device, train_s: float, teachers, dis
     unused = ({"init"} if not args.init else set()) | (set() if teachers else {"teachers", "distill_alpha",
                                                                                "distill_temperature"})
     unused |= {k for k, off in (("removed_negatives", 0.0), ("swapped_negatives", 0.0), ("antonym_negatives", 0.0),
-                                ("negated_negatives", 0.0), ("passage_ranking", 0.0), ("bf16", False))
+                                ("negated_negatives", 0.0), ("paragraph_swapped_negatives", 0.0),
+                                ("passage_ranking", 0.0), ("bf16", False))
                if getattr(args, k) == off}
     summary["recipe"] = {k: v for k, v in summary["recipe"].items() if k not in unused}
     if distill is not None:
@@ -751,6 +758,9 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--negated-negatives", type=float, default=0.0,
                    help="share of answerable 'Who/What/Which ... is/was' questions also asked negated ('Who was not "
                         "...'), on a paragraph that holds no negation")
+    p.add_argument("--paragraph-swapped-negatives", type=float, default=0.0,
+                   help="share of answerable questions also asked with a name or year of the answer's sentence swapped "
+                        "for another of the same paragraph, one the answer's sentence does not hold")
     p.add_argument("--max-val-examples", type=int, default=0)
     p.add_argument("--bf16", action="store_true",
                    help="bf16 autocast on a CPU too (always on a GPU); for CPUs with AVX512-BF16 or AMX")
