@@ -105,10 +105,11 @@ def choose_setting(rows: list[dict]) -> dict:
     "attached" instead of "plural" when, at that penalty, it scores no more than 0.2 below "plural"."""
     ranked = [r for r in rows if r["lists"] in LISTS]
     best = max(r["score"] for r in ranked)
-    chosen = min((r for r in ranked if r["score"] >= best - 0.2), key=lambda r: (r["penalty"], LISTS.index(r["lists"])))
+    chosen = min((r for r in ranked if r["score"] >= best - 0.2 - 1e-9),
+                 key=lambda r: (r["penalty"], LISTS.index(r["lists"])))
     if chosen["lists"] == "plural":
         attached = next((r for r in rows if r["lists"] == ATTACHED and r["penalty"] == chosen["penalty"]), None)
-        if attached is not None and attached["score"] >= chosen["score"] - 0.2:
+        if attached is not None and attached["score"] >= chosen["score"] - 0.2 - 1e-9:
             return attached
     return chosen
 

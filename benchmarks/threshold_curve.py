@@ -50,6 +50,12 @@ def main(argv=None) -> int:
         thresholds = [float(t) for t in a.thresholds.split(",")]
     except ValueError:
         p.error(f"--thresholds takes numbers separated by commas, not {a.thresholds!r}")
+    answered = [float(r["confidence"]) for r in records if r["prediction"]]
+    lowest = min(answered, default=0.0)
+    below = [t for t in thresholds if t < lowest]
+    if below:  # answers withheld at the run's own threshold cannot come back: such rows would mislead
+        print(f"warning: the run answered nothing below confidence {lowest:.4f}; the rows for {below} show only "
+              "what it answered, not what a lower threshold would", file=sys.stderr)
     print(json.dumps({"run": str(a.run), "questions": len(records), "curve": curve(records, thresholds)}, indent=1))
     return 0
 

@@ -146,6 +146,14 @@ def test_the_attached_rule_grows_a_member_only_when_the_list_hangs_on_the_questi
         assert year[got[1]:got[2]] == "1990"
 
 
+def test_the_word_a_list_hangs_on_is_found_past_at_most_two_function_words():
+    from qa.reading.answer_types import _nearest_content
+    assert _nearest_content(["by", "hindered", "been"]) == "hindered"
+    assert _nearest_content(["in", "by", "hindered"]) == "hindered"  # two skipped
+    assert _nearest_content(["in", "by", "of", "hindered"]) is None  # three: too far
+    assert _nearest_content([]) is None
+
+
 def test_list_members_hold_no_clause_and_the_last_stops_before_its_verb():
     # the last member stops before the verb and the auxiliary in front of it
     text = "Private companies and corporations have worked to take over the postal services."
@@ -163,6 +171,28 @@ def test_list_members_hold_no_clause_and_the_last_stops_before_its_verb():
     i = text.index("hotels")
     found = list_span(text, i, i + len("hotels"), (0, len(text)))
     assert text[found.start:found.end] == "hotels, railways, construction and a baseball team"
+
+
+def test_the_finder_keeps_names_acronyms_and_abbreviations_that_look_like_verbs_clauses_or_sentence_ends():
+    # "May" is a name and "will" a noun here, not auxiliaries before the verb
+    text = "Gordon Brown, David Cameron and Theresa May have served as prime minister."
+    assert text[slice(*_span(text, "Gordon Brown"))] == "Gordon Brown, David Cameron and Theresa May"
+    text = "The Act of Union, the Treaty and the will were contested by heirs."
+    assert text[slice(*_span(text, "Act of Union"))].endswith("the Treaty and the will")
+    # an acronym is no clause word; an abbreviation's full stop no sentence end
+    text = "The agencies were UNICEF, WHO and UNESCO."
+    assert text[slice(*_span(text, "UNICEF"))] == "UNICEF, WHO and UNESCO"
+    text = "The team included Dr. Smith, Dr. Jones and Ms. Lee."
+    assert text[slice(*_span(text, "Dr. Smith"))] == "Dr. Smith, Dr. Jones and Ms. Lee"
+    # "when" opens a clause: no list runs into it
+    text = "It opened in 1990, 1995 and 2001 was when it closed."
+    i = text.index("1990")
+    assert list_span(text, i, i + 4, (0, len(text))) is None
+    # a list followed inside the span by auxiliaries and a participle is still the list
+    text = "Men, women and children have been subjected to abuse."
+    from qa.reading.answer_types import _list_around
+    found = _list_around(text, 0, text.index(" to"), split_sentences(text))
+    assert found is not None and text[found.start:found.end] == "Men, women and children"
 
 
 def _span(text: str, member: str) -> tuple[int, int]:

@@ -34,8 +34,12 @@ def test_main_reads_a_qa_eval_folder_and_refuses_another(tmp_path, capsys):
         w.writeheader()
         w.writerows(RECORDS)
     assert main([str(tmp_path), "--thresholds", "0.9"]) == 0
-    out = json.loads(capsys.readouterr().out)
+    cap = capsys.readouterr()
+    out = json.loads(cap.out)
     assert out["questions"] == 4 and out["curve"][0]["threshold"] == 0.9
+    assert "warning" not in cap.err
+    assert main([str(tmp_path), "--thresholds", "0.1"]) == 0  # below the lowest answered confidence, 0.6
+    assert "answered nothing below confidence 0.6000" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main([str(tmp_path / "nothing")])
     with pytest.raises(SystemExit):
