@@ -45,8 +45,8 @@ def test_each_kind_of_negative_can_weigh_the_same_whatever_its_count():
 
 
 def test_a_negative_s_kind_is_read_from_its_id():
-    assert [kind_of(f"new_wiki_v1.0/57{s}") for s in ("", "/neg", "/cut", "/swap", "/ant", "/not")] == [
-        "", "neg", "cut", "swap", "ant", "not"]
+    assert [kind_of(f"new_wiki_v1.0/57{s}") for s in ("", "/neg", "/cut", "/swap", "/ant", "/not", "/pswap")] == [
+        "", "neg", "cut", "swap", "ant", "not", "pswap"]
     with pytest.raises(ValueError, match="unknown calibration set"):
         build_set(ROOT, 0, "five-pooled")
 

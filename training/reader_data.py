@@ -316,7 +316,7 @@ def _same_name(old: str, new: str, context: str) -> bool:
     """Whether ``new`` may name what ``old`` names, so that swapping them leaves the question answerable: a word
     (or its first five letters) in common ("Proudhon" / "Proudhon's"), one the other's initials ("MDCM" / "Medicinae
     Doctorem"), or the two within 40 characters of each other in the paragraph ("America (the United States)")."""
-    stems = lambda t: {w[:5] for w in _WORD.findall(t.lower())}  # noqa: E731
+    stems = lambda t: {w[:5] for w in _WORD.findall(t.lower()) if w not in _STOP}  # noqa: E731
     if stems(old) & stems(new):
         return True
     initials = lambda t: "".join(w[0] for w in _WORD.findall(t)).upper()  # noqa: E731
@@ -328,6 +328,23 @@ def _same_name(old: str, new: str, context: str) -> bool:
     return bool(near.search(context))
 
 
+def _asked_elsewhere(rest: str, new: str, context: str, share: float = 0.6) -> bool:
+    """Whether a sentence of ``context`` that holds ``new`` also holds ``share`` or more of the content words of
+    ``rest`` (the question without the swapped term): it may answer the swapped question."""
+    words = {w for w in _WORD.findall(rest.lower()) if w not in _STOP}
+    if not words:
+        return False
+    pos = 0
+    for m in list(_SENTENCE_END.finditer(context)) + [None]:
+        end = m.end() if m else len(context)
+        sentence, pos = context[pos:end], end
+        if new.lower() in sentence.lower():
+            held = set(_WORD.findall(sentence.lower()))
+            if len(words & held) >= share * len(words):
+                return True
+    return False
+
+
 def add_paragraph_swapped_question_negatives(examples: list[Example], fraction: float, seed: int) -> list[Example]:
     """The question with one of its names or years swapped for ANOTHER name or year of the same paragraph, one the
     answer's sentence does not hold: every word of the new question is in the paragraph, but what it asks about the
@@ -335,7 +352,9 @@ def add_paragraph_swapped_question_negatives(examples: list[Example], fraction: 
     term the paragraph lacks, which a reader can learn to spot by that word alone).
 
     Only a name or year that the answer's own sentence holds is swapped, for one of as many words (one more or
-    fewer for a name) that shares no word with it and that neither the answer's sentence nor the question holds.
+    fewer for a name) that shares no word with it and that neither the answer's sentence nor the question holds;
+    and not when a sentence that holds the new term also holds most (60%) of the question's other words, which may
+    state the same fact of it ("In 1907, Ada Voss built the Hale bridge" for "What did Ada Voss build in 1907?").
     """
     rng = random.Random(seed)
     out: list[Example] = []
@@ -355,6 +374,8 @@ def add_paragraph_swapped_question_negatives(examples: list[Example], fraction: 
                         or abs(len(new.split()) - len(old.split())) > (1 if kind == "name" else 0)):
                     continue
                 options.append((s, e, new))
+        options = [(s, e, new) for s, e, new in options
+                   if not _asked_elsewhere(ex.question[:s] + ex.question[e:], new, ex.context)]
         if not options:
             continue
         s, e, new = rng.choice(options)

@@ -34,6 +34,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ALPHAS = "0,0.25,0.5,0.75,1"
+EPS = 1e-9  # bounds are held with this margin: 64.01 - 1.0 must pass a fall of "no more than 1.0"
+B2_GUARD = 0.5  # with --decide-by five-each, how far B2 may fall (runs/2026-12-05-cpu-pswap-rule.txt)
 
 
 def row(alpha: float, summary: dict, calibration: dict) -> dict:
@@ -60,11 +62,11 @@ def decide(rows: list[dict], min_b2: float = 0.5, max_drop: float = 1.0, by: str
         d_b2, d_h, d_n = r["B2"] - base["B2"], r["H"] - base["H"], r["N"] - base["N"]
         d_mean = (r["A"] + r["U"]) / 2 - (base["A"] + base["U"]) / 2 if "A" in r else None
         d = {"dB2": round(d_b2, 2), "dH": round(d_h, 2), "dN": round(d_n, 2),
-             "eligible": r["a"] > 0 and d_b2 >= min_b2 - 1e-9 and d_h >= -max_drop and d_n >= -max_drop}
+             "eligible": r["a"] > 0 and d_b2 >= min_b2 - EPS and d_h >= -max_drop - EPS and d_n >= -max_drop - EPS}
         if by == "five-each":
             d_b5 = r["B5"] - base["B5"]
-            d.update(dB5=round(d_b5, 2), eligible=r["a"] > 0 and d_b5 >= min_b2 - 1e-9 and d_b2 >= -min_b2 - 1e-9
-                     and d_h >= -max_drop and d_n >= -max_drop)
+            d.update(dB5=round(d_b5, 2), eligible=r["a"] > 0 and d_b5 >= min_b2 - EPS and d_b2 >= -B2_GUARD - EPS
+                     and d_h >= -max_drop - EPS and d_n >= -max_drop - EPS)
         if d_mean is not None:
             d_a, d_w = r["A"] - base["A"], r["W"] - base["W"]
             d.update(dMean=round(d_mean, 2), dA=round(d_a, 2), dW=round(d_w, 2),

@@ -295,7 +295,7 @@ def prepare(args, tokenizer) -> tuple[dict, dict, list[Example], dict]:
         "train_unanswerable_native": sum(1 for e in train if not e.answers),
         "val_examples": len(val), "val_retrieved_negatives": len(val_neg),
     }
-    # the negatives made on the question's own paragraph: (stats name, generator, fraction), seeds 2-9 in this order
+    # the negatives made on the question's own paragraph: (stats name, generator, fraction), seeds 2-11 in this order
     for k, (name, make, fraction) in enumerate((
             ("removed_sentence", add_removed_sentence_negatives, args.removed_negatives),
             ("swapped_question", add_swapped_question_negatives, args.swapped_negatives),
