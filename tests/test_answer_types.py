@@ -246,11 +246,12 @@ def test_seed_list_questions_answered_whole(seed_assistant):
             ans = seed_assistant.ask(q["question"])
             got[q["id"]] = (ans.text, exact_score(ans.text or "", q["answers"]))
     missed = {k: v[0] for k, v in got.items() if v[1] < 1}
-    # "In which sectors ...": the reader gives no answer. "What has hindered ..." and "Who has been subjected ..." are
-    # not list questions by their words; their one-item answers grow because the list hangs on the question's words
-    # ("hindered by", "subjected to": LIST_RULE "attached"). (With the reader before the paragraph-swap soup, "What
-    # crimes ..." was found whole at confidence 0.90, below that reader's collection threshold 0.9627.)
-    assert missed == {"list-seed-3": None}, missed
+    # "In which sectors ...": the reader gives no answer (confidence 0.004); "What crimes ...": its whole list is the
+    # reader's answer, at confidence 0.90, below the threshold for questions asked of a collection (0.9627,
+    # training/runs/2026-12-05-ask-threshold-rule.txt), so "not found". "What has hindered ..." and "Who has been
+    # subjected ..." are not list questions by their words; their one-item answers grow because the list hangs on
+    # the question's words ("hindered by", "subjected to": LIST_RULE "attached")
+    assert missed == {"list-seed-1": None, "list-seed-3": None}, missed
     assert seed_assistant.ask(_list_questions()[0]["question"], threshold=0.5).text == (
         "kidnapping, extortion, forgery, human trafficking, and drug trafficking")
 
