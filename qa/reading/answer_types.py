@@ -313,7 +313,8 @@ _DETERMINERS = frozenset("the a an this that these those his her its their our m
 
 def _before_predicate(text: str, a: int, b: int) -> tuple[int, int]:
     """The last member without the verb that may follow it in its sentence ("petcare products *performed better*",
-    "children *subjected to* ..."): cut before a past participle that is not the member's first word, and before the auxiliaries in front of it."""
+    "children *subjected to* ..."): cut before a past participle that is not the member's first word, and before the
+    auxiliaries in front of it."""
     words = list(re.finditer(r"\S+", text[a:b]))
     for i, w in enumerate(words):
         if i > 0 and _participle(w.group().lower().strip(".,;:")):
@@ -383,7 +384,7 @@ def choose(question: str, text: str, candidates: Sequence, sentences: Sequence[t
     score = best.score - (0.0 if right_kind(best) else penalty)
     start, end = best.start, best.end
     plural = asks_for_list(question)
-    gap = None if lists == "attached" else _list_gap(lists)
+    gap = _list_gap(lists)
     if plural or ((lists == "attached" or gap is not None) and kind not in ("date", "number")
                   and not _singular(question)):
         found = _list_around(text, start, end, sentences)
