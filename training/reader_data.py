@@ -194,6 +194,16 @@ def add_retrieved_negatives(
 _SENTENCE_END = re.compile(r"[.!?][\"')\]]*(?=\s)")  # . ! ? and closing quotes or brackets, before a space
 
 
+def _sentence_bounds(context: str) -> list[tuple[int, int]]:
+    """(start, end) of each sentence of ``context``, covering it whole."""
+    bounds, pos = [], 0
+    for m in _SENTENCE_END.finditer(context):
+        bounds.append((pos, m.end()))
+        pos = m.end()
+    bounds.append((pos, len(context)))
+    return bounds
+
+
 def add_removed_sentence_negatives(examples: list[Example], fraction: float, seed: int) -> list[Example]:
     """The question on its own paragraph with the sentence(s) holding the answer cut out.
 
@@ -206,11 +216,7 @@ def add_removed_sentence_negatives(examples: list[Example], fraction: float, see
     for ex in examples:
         if not ex.answers or ex.answer_start < 0 or rng.random() >= fraction:
             continue
-        bounds, pos = [], 0
-        for m in _SENTENCE_END.finditer(ex.context):
-            bounds.append((pos, m.end()))
-            pos = m.end()
-        bounds.append((pos, len(ex.context)))
+        bounds = _sentence_bounds(ex.context)
         a0, a1 = ex.answer_start, ex.answer_start + len(ex.answer_text)
         kept = [(s, e) for s, e in bounds if e <= a0 or s >= a1]  # drop every sentence the answer overlaps
         if len(kept) < 2 or len(kept) == len(bounds):
@@ -293,12 +299,7 @@ def add_swapped_question_negatives(examples: list[Example], fraction: float, see
 
 def _sentences_around(context: str, a0: int, a1: int) -> tuple[int, int]:
     """The start and end of the sentence(s) of ``context`` that ``context[a0:a1]`` overlaps."""
-    bounds, pos = [], 0
-    for m in _SENTENCE_END.finditer(context):
-        bounds.append((pos, m.end()))
-        pos = m.end()
-    bounds.append((pos, len(context)))
-    hit = [(s, e) for s, e in bounds if s < a1 and e > a0] or [(0, len(context))]
+    hit = [(s, e) for s, e in _sentence_bounds(context) if s < a1 and e > a0] or [(0, len(context))]
     return hit[0][0], hit[-1][1]
 
 
@@ -334,14 +335,10 @@ def _asked_elsewhere(rest: str, new: str, context: str, share: float = 0.6) -> b
     words = {w for w in _WORD.findall(rest.lower()) if w not in _STOP}
     if not words:
         return False
-    pos = 0
-    for m in list(_SENTENCE_END.finditer(context)) + [None]:
-        end = m.end() if m else len(context)
-        sentence, pos = context[pos:end], end
-        if new.lower() in sentence.lower():
-            held = set(_WORD.findall(sentence.lower()))
-            if len(words & held) >= share * len(words):
-                return True
+    for a, b in _sentence_bounds(context):
+        sentence = context[a:b].lower()
+        if new.lower() in sentence and len(words & set(_WORD.findall(sentence))) >= share * len(words):
+            return True
     return False
 
 

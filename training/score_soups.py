@@ -61,12 +61,14 @@ def decide(rows: list[dict], min_b2: float = 0.5, max_drop: float = 1.0, by: str
     for r in rows:
         d_b2, d_h, d_n = r["B2"] - base["B2"], r["H"] - base["H"], r["N"] - base["N"]
         d_mean = (r["A"] + r["U"]) / 2 - (base["A"] + base["U"]) / 2 if "A" in r else None
-        d = {"dB2": round(d_b2, 2), "dH": round(d_h, 2), "dN": round(d_n, 2),
-             "eligible": r["a"] > 0 and d_b2 >= min_b2 - EPS and d_h >= -max_drop - EPS and d_n >= -max_drop - EPS}
+        d = {"dB2": round(d_b2, 2), "dH": round(d_h, 2), "dN": round(d_n, 2)}
+        # the gain that decides: B2, or with five-each B5, with B2 then a guard
+        gain, guarded = d_b2, True
         if by == "five-each":
-            d_b5 = r["B5"] - base["B5"]
-            d.update(dB5=round(d_b5, 2), eligible=r["a"] > 0 and d_b5 >= min_b2 - EPS and d_b2 >= -B2_GUARD - EPS
-                     and d_h >= -max_drop - EPS and d_n >= -max_drop - EPS)
+            gain, guarded = r["B5"] - base["B5"], d_b2 >= -B2_GUARD - EPS
+            d["dB5"] = round(gain, 2)
+        d["eligible"] = (r["a"] > 0 and gain >= min_b2 - EPS and guarded and d_h >= -max_drop - EPS
+                         and d_n >= -max_drop - EPS)
         if d_mean is not None:
             d_a, d_w = r["A"] - base["A"], r["W"] - base["W"]
             d.update(dMean=round(d_mean, 2), dA=round(d_a, 2), dW=round(d_w, 2),

@@ -275,9 +275,8 @@ def prepare(args, tokenizer) -> tuple[dict, dict, list[Example], dict]:
         made_with = bundle[3].get("data_shape")
         if made_with is None:
             log.warning("%s does not record the options it was made with; make sure they match", cache)
-        elif {k: made_with.get(k, _SHAPE_DEFAULTS.get(k)) for k in shape} != shape:
-            diff = {k: (made_with.get(k, _SHAPE_DEFAULTS.get(k)), v) for k, v in shape.items()
-                    if made_with.get(k, _SHAPE_DEFAULTS.get(k)) != v}
+        elif (cached := {k: made_with.get(k, _SHAPE_DEFAULTS.get(k)) for k in shape}) != shape:
+            diff = {k: (cached[k], v) for k, v in shape.items() if cached[k] != v}
             raise SystemExit(f"{cache} was made with other data options (cache, now): {diff}; delete it or match them")
         return bundle
     t0 = time.time()
@@ -302,7 +301,7 @@ def prepare(args, tokenizer) -> tuple[dict, dict, list[Example], dict]:
             ("antonym_question", add_antonym_question_negatives, args.antonym_negatives),
             ("negated_question", add_negated_question_negatives, args.negated_negatives),
             ("paragraph_swapped_question", add_paragraph_swapped_question_negatives,
-             getattr(args, "paragraph_swapped_negatives", 0.0)))):
+             shape["paragraph_swapped_negatives"]))):
         made_train = make(train, fraction, args.seed + 2 + 2 * k)
         made_val = make(val, fraction, args.seed + 3 + 2 * k)
         train_all, val_all = train_all + made_train, val_all + made_val
