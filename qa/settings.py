@@ -33,7 +33,7 @@ class Settings:
     rrf_k: int = 60
     reader: str = "span"  # "span" (the trained reader) or "rules" (sentence + rules)
     not_found_threshold: float | None = None  # confidence below which the answer is "not found"; None: the reader's own
-    retrieval_weight: float = 0.7  # how much the passage's retrieval score counts when ranking answers (assistant.py;
+    retrieval_weight: float = 1.0  # how much the passage's retrieval score counts when ranking answers (assistant.py;
     #                                chosen by benchmarks/answer_ranking.py on benchmarks/tuning_set.py's set)
     max_answer_tokens: int = 30
     max_question_chars: int = MAX_QUESTION_CHARS
