@@ -345,6 +345,7 @@ def _tail_member(text: str, a: int, b: int, max_words: int) -> tuple[int, int] |
 # 0 with "plural" (75.55), so the kind check moves no answer by default: a right-kind candidate wins only when the
 # reader scores it highest. (With the reader before, penalty 2 had shipped: 74.96 against 75.14 best, 74.88 for 0.)
 # With the list finder mended (fifteenth session) penalty 0 still ships: 75.70 against 75.81 best (5 with "near:2").
+# With the paragraph-swap 0.25 soup (sixteenth session) too: plural 75.67, "attached" 75.53, best 75.74 (0, "near:2").
 TYPE_PENALTY = 0.0
 # A question whose answer is one member of a list gets the whole list ("members"), gets it only when the reader
 # scored the whole list within D of its best candidate ("near:D"), only when the list hangs on the question's own
