@@ -1,7 +1,8 @@
-"""Feedback in the chat page, in a real headless Chromium (tests/test_browser.py's setup): ask, mark an answer wrong,
-select the right answer in the cited passage with the mouse, send it with a comment, give another verdict with the
-keyboard; then export the verdicts and run `qa eval` on them. Writes docs/feedback.png when it is missing or
-QA_UPDATE_SCREENSHOT=1."""
+"""Feedback in the chat page, in a real headless Chromium (tests/test_browser.py's setup): ask with the not-found
+threshold lowered to see the reader's best guess, mark that answer wrong, select the right answer in the cited
+passage with the mouse, send it with a comment, give another verdict with the keyboard and a third ("Wrong" or
+"It is there") in the opened report; then export the verdicts and run `qa eval` on them. Writes docs/feedback.png
+when it is missing or QA_UPDATE_SCREENSHOT=1."""
 from __future__ import annotations
 
 import csv
@@ -12,7 +13,6 @@ import shutil
 import pytest
 
 from conftest import ROOT, SEED_ID, running_app
-from qa.ui.render import VERDICT_DONE
 from test_browser import Session, browser, expect, sync_api  # noqa: F401  (browser: the shared fixture)
 
 pytestmark = pytest.mark.browser
@@ -83,27 +83,35 @@ def select_words(container, words: str) -> None:
         n.parentElement.dispatchEvent(new MouseEvent("mouseup", {bubbles: true})); return true; }""")
 
 
+def set_threshold(number_input, value: str) -> None:
+    """Type ``value`` into the not-found threshold's number box, as a person does, and check the slider took it."""
+    number_input.fill(value)
+    number_input.press("Enter")
+    expect(number_input).to_have_value(value)
+
+
 def test_mark_wrong_select_the_answer_export_and_evaluate(app_server, browser, tmp_path, capsys):  # noqa: F811
     url, index, db = app_server
     s = Session(browser, url)
     page = s.page
     try:
+        # staff lower the not-found threshold to see the reader's best guess, which is wrong here (the intelligence
+        # service, not the cell), mark it wrong and drag over the right answer in its quote with the mouse
+        page.get_by_text("Limit the search · settings").click()
+        threshold = page.locator("#threshold input[type=number]")
+        calibrated = threshold.input_value()
+        set_threshold(threshold, "0")
         bot = s.ask(ANNOUNCED)
-        # a reader that answers here answers wrongly (the intelligence service): "Wrong"; one that says "not found"
-        # (the closest passages shown): "It is there". Either way the right answer is selected in a quote.
-        first_verdict = "is_there" if bot.locator(".qa-notfound").count() else "wrong"
-        old = None if first_verdict == "is_there" else bot.locator(".qa-short strong").inner_text()
-        bot.locator(f".qa-fb-b.qa-v-{first_verdict}").click()  # one click: the verdict is stored, the panel opens
+        expect(bot.locator(".qa-notfound")).to_have_count(0)
+        old = bot.locator(".qa-short strong").inner_text()
+        bot.locator(".qa-fb-b.qa-v-wrong").click()  # one click: the verdict is stored, the panel opens
         panel = page.locator("#fb-panel").first
         expect(panel).to_be_visible(timeout=30_000)
-        expect(page.locator("#fb-heading")).to_contain_text(VERDICT_DONE[first_verdict])
-        expect(bot.locator(f".qa-fb-b.qa-v-{first_verdict}.qa-on")).to_have_count(1, timeout=30_000)
+        expect(page.locator("#fb-heading")).to_contain_text("Marked wrong")
+        expect(bot.locator(".qa-fb-b.qa-v-wrong.qa-on")).to_have_count(1, timeout=30_000)
         page.wait_for_function("document.activeElement && document.activeElement.closest('#fb-text') !== null",
                                timeout=10_000)  # keyboard users land in the answer box
-        if first_verdict == "wrong":  # the answer's own passage, first and in view: a mouse drag
-            drag_select(page, bot.locator(".qa-quote").first, CELL)
-        else:  # a closest passage, maybe below the fold, where a drag lands elsewhere: the selection and mouseup
-            select_words(bot.locator(".qa-quote", has_text=CELL).first, CELL)
+        drag_select(page, bot.locator(".qa-quote").first, CELL)
         expect(page.locator("#fb-text textarea")).to_have_value(CELL)
         if not SHOT.exists() or os.environ.get("QA_UPDATE_SCREENSHOT") == "1":
             save_screenshot(page, tmp_path / "feedback.png")
@@ -114,6 +122,8 @@ def test_mark_wrong_select_the_answer_export_and_evaluate(app_server, browser, t
         note = bot.locator(".qa-fb-note")
         expect(note).to_contain_text(f"right answer: «{CELL}» · comment: <img src=x onerror=")
         assert bot.locator(".qa-fb img, .qa-fb script").count() == 0
+
+        set_threshold(threshold, calibrated)  # back to the reader's threshold for collections
 
         # a verdict with the keyboard only: Tab reaches the real button, Enter presses it
         page.click("#clear")  # a new conversation: the next question is no follow-up
@@ -128,7 +138,7 @@ def test_mark_wrong_select_the_answer_export_and_evaluate(app_server, browser, t
         page.click("#clear")
         expect(page.locator("#chat [data-testid=bot]")).to_have_count(0)
         third = s.ask(MINISTRY)
-        # the shipped reader says "not found" here (its confidence is just under the threshold): "It is there";
+        # the shipped reader says "not found" here (at the threshold for collections): "It is there";
         # a reader that answers (wrongly: the intelligence service) gets "Wrong"; either way the right answer follows
         third_verdict = "is_there" if third.locator(".qa-notfound").count() else "wrong"
         third.locator(f".qa-fb-b.qa-v-{third_verdict}").click()
@@ -143,7 +153,7 @@ def test_mark_wrong_select_the_answer_export_and_evaluate(app_server, browser, t
         expect(page.locator("#fb-status")).to_contain_text(f"saved «{INTERIOR}»", timeout=30_000)
 
         s.tab("Reports")  # the evaluators' view in the chat: verdicts per report
-        given = [first_verdict, "right", third_verdict]
+        given = ["wrong", "right", third_verdict]
         counts = " · ".join(f"{given.count(v)} {name}" for v, name in
                             (("right", "right"), ("wrong", "wrong"), ("is_there", "it is there")) if v in given)
         expect(page.locator("#reports")).to_contain_text(counts, timeout=30_000)
@@ -157,7 +167,7 @@ def test_mark_wrong_select_the_answer_export_and_evaluate(app_server, browser, t
     text = next(d for d in _documents(index) if d["id"] == SEED_ID)["text"]
     corrected = [(r.verdict, r.correction) for r in FeedbackStore(db).rows() if r.verdict in ("wrong", "is_there")]
     assert [(v, text[c.start:c.end], c.text, c.source) for v, c in corrected] == [
-        (first_verdict, CELL, CELL, "selected"), (third_verdict, INTERIOR, INTERIOR, "selected")]
+        ("wrong", CELL, CELL, "selected"), (third_verdict, INTERIOR, INTERIOR, "selected")]
     exported = tmp_path / "staff.jsonl"
     assert main(["feedback", "--db", str(db), "--index", str(index), "export", "-o", str(exported)]) == 0
     flagged = [json.loads(line) for line in exported.read_text().splitlines()[1:]]

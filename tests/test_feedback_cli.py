@@ -43,7 +43,9 @@ def verdicts(seed_assistant, tmp_path):
     text = index.documents[SEED_ID].text
     said(SEED_QUESTION, "right")
     s = text.index(CELL)
-    said(ANNOUNCED, "wrong", doc_id=SEED_ID, start=s, end=s + len(CELL), comment="<script>alert(1)</script>")
+    # at threshold 0 the reader gives its best guess here, which is wrong (the intelligence service, not the cell)
+    said(ANNOUNCED, "wrong", threshold=0.0, doc_id=SEED_ID, start=s, end=s + len(CELL),
+         comment="<script>alert(1)</script>")
     said("What is the capital of France?", "right")  # a right "not found"
     said("How many people were convicted under the law in 2019?", "not_in_reports", threshold=0.0)
     said("Who dismantled the two networks?", "wrong")  # no right answer given: left out of the export
@@ -103,7 +105,7 @@ def test_export_eval_compare_round_trip(verdicts, seed_index, seed_assistant, ru
     section = re.search(r"<h2>Flagged by staff</h2>(.*?)</table>", page, re.S).group(1)
     row = re.search(rf"<tr[^>]*><td>{ids[ANNOUNCED]}</td>.*?</tr>", section).group(0)
     cells = re.findall(r"<td[^>]*>(.*?)</td>", row)
-    old = seed_assistant.ask(ANNOUNCED).text or "(not found)"  # the span reader's answer, wrong, or none
+    old = seed_assistant.ask(ANNOUNCED, threshold=0.0).text  # the answer staff marked wrong
     assert cells[2:6] == ["wrong", old, CELL, rules_assistant.ask(ANNOUNCED).text]
     assert "<script" not in page
     # SQuAD export: carries the report's text, so qa eval runs it without an index
