@@ -106,6 +106,7 @@ def test_export_eval_compare_round_trip(verdicts, seed_index, seed_assistant, ru
     row = re.search(rf"<tr[^>]*><td>{ids[ANNOUNCED]}</td>.*?</tr>", section).group(0)
     cells = re.findall(r"<td[^>]*>(.*?)</td>", row)
     old = seed_assistant.ask(ANNOUNCED, threshold=0.0).text  # the answer staff marked wrong
+    assert old and old != CELL
     assert cells[2:6] == ["wrong", old, CELL, rules_assistant.ask(ANNOUNCED).text]
     assert "<script" not in page
     # SQuAD export: carries the report's text, so qa eval runs it without an index
